@@ -1,0 +1,142 @@
+"""neuralgraph: typed graphs of neural modules, declared in YAML, checked before they run.
+
+The public surface is this module's ``__all__``. ``Graph`` and ``GraphModel`` are imported lazily
+so that ``import neuralgraph`` (and the CLI's ``--help``) stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from neuralgraph.errors import GraphError, Location, Problem, UserError
+from neuralgraph.hookspecs import hookimpl
+from neuralgraph.module import (
+    DataSource,
+    NeuralModule,
+    TypecheckError,
+    is_typecheck_enabled,
+    set_typecheck,
+    typecheck,
+)
+from neuralgraph.types import (
+    AcousticEncodedRepresentation,
+    AudioSignal,
+    AxisKind,
+    AxisType,
+    BoolType,
+    CategoricalValuesType,
+    ChannelType,
+    ClassificationTarget,
+    ElementType,
+    EmbeddedTextType,
+    EncodedRepresentation,
+    FloatType,
+    Index,
+    IntType,
+    LabelsType,
+    Length,
+    LengthsType,
+    LogitsType,
+    LogprobsType,
+    LossType,
+    MaskType,
+    MelSpectrogramType,
+    MFCCSpectrogramType,
+    NeuralType,
+    NeuralTypeComparisonResult,
+    PredictionsType,
+    ProbsType,
+    RegressionValuesType,
+    SpectrogramType,
+    StringLabel,
+    StringType,
+    Target,
+    TokenDurationType,
+    TokenIndex,
+    TokenLogitsType,
+    VoidType,
+    accepts,
+)
+
+if TYPE_CHECKING:
+    from neuralgraph.graph import Graph
+    from neuralgraph.metric import NeuralMetric
+    from neuralgraph.model import GraphModel
+    from neuralgraph.registry import Registry
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Graph": "neuralgraph.graph",
+    "GraphModel": "neuralgraph.model",
+    "NeuralMetric": "neuralgraph.metric",
+    "Registry": "neuralgraph.registry",
+    "get_registry": "neuralgraph.registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'neuralgraph' has no attribute {name!r}")
+
+
+__all__ = [
+    "AcousticEncodedRepresentation",
+    "AudioSignal",
+    "AxisKind",
+    "AxisType",
+    "BoolType",
+    "CategoricalValuesType",
+    "ChannelType",
+    "ClassificationTarget",
+    "DataSource",
+    "ElementType",
+    "EmbeddedTextType",
+    "EncodedRepresentation",
+    "FloatType",
+    "Graph",
+    "GraphError",
+    "GraphModel",
+    "Index",
+    "IntType",
+    "LabelsType",
+    "Length",
+    "LengthsType",
+    "Location",
+    "LogitsType",
+    "LogprobsType",
+    "LossType",
+    "MFCCSpectrogramType",
+    "MaskType",
+    "MelSpectrogramType",
+    "NeuralMetric",
+    "NeuralModule",
+    "NeuralType",
+    "NeuralTypeComparisonResult",
+    "PredictionsType",
+    "Problem",
+    "ProbsType",
+    "Registry",
+    "RegressionValuesType",
+    "SpectrogramType",
+    "StringLabel",
+    "StringType",
+    "Target",
+    "TokenDurationType",
+    "TokenIndex",
+    "TokenLogitsType",
+    "TypecheckError",
+    "UserError",
+    "VoidType",
+    "accepts",
+    "get_registry",
+    "hookimpl",
+    "is_typecheck_enabled",
+    "set_typecheck",
+    "typecheck",
+]
