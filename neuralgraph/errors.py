@@ -36,16 +36,23 @@ class Problem:
     node: str | None = None
     port: str | None = None
     severity: str = "error"  # or "warning"
+    source: str | None = None  # the edge's source port ("encoder.outputs"), for type problems
+    expected: str | None = None  # the type the port declares
+    found: str | None = None  # the type that arrives
+    key: str | None = None  # the key path in the graph file ("nodes.decoder.inputs.x")
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.severity}: {self.message}"
+        where = f"{self.key}: " if self.key else ""
+        return f"{self.location}: {self.severity}: {where}{self.message}"
 
 
 class GraphError(UserError):
     """The graph has problems; ``problems`` lists every one of them (errors and warnings)."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
+        self.problems = sorted(problems, key=lambda p: (p.location.file or "",
+                                                        p.location.line or 0))
+        problems = self.problems
         errors = [p for p in problems if p.severity == "error"]
         head = f"{len(errors)} problem{'s' if len(errors) != 1 else ''} in the graph:"
         super().__init__("\n".join([head, *(str(p) for p in problems)]))

@@ -43,7 +43,7 @@ def register_losses(registry: Registry) -> None:
 
 @hookspec
 def register_metrics(registry: Registry) -> None:
-    """Add metrics (torchmetrics ``Metric`` subclasses with ``input_types``): ``add_metric(cls)``."""
+    """Add metrics (torchmetrics Metrics with ``input_types``): ``registry.add_metric(cls)``."""
 
 
 # --- data ------------------------------------------------------------------------------------

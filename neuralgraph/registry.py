@@ -157,6 +157,7 @@ class Registry:
         if not close:
             lowered = {c.lower(): c for c in candidates}
             close = [lowered[m] for m in difflib.get_close_matches(name.lower(), lowered, n=3)]
+        close = [c for c in close if c.rpartition(".")[2] not in close or "." not in c]
         if close:
             return "; did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
         prefix = name.split(".", 1)[0] if "." in name else None
@@ -213,9 +214,24 @@ class Registry:
                     remove_plugins=[p for p in pm.get_plugins() if p is not plugin],
                 )
                 caller(registry=self)
+        except Exception as exc:  # a broken plugin must not break the others: record it
+            self._forget(name)
+            info = self.plugins[name]
+            info.error = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, ImportError) and info.fix is None:
+                info.fix = f"pip install {(exc.name or str(exc)).split('.')[0]}"
         finally:
             self._current = "user"
             pm.unregister(name=f"{name}:{id(self)}")
+
+    def _forget(self, plugin: str) -> None:
+        """Remove everything ``plugin`` registered (it failed half-way)."""
+        for kind in KINDS:
+            for qualified in [q for q, e in self._entries[kind].items() if e.plugin == plugin]:
+                entry = self._entries[kind].pop(qualified)
+                self._short[kind][entry.name].remove(entry)
+                if not self._short[kind][entry.name]:
+                    del self._short[kind][entry.name]
 
 
 _HOOK_ORDER = (

@@ -134,8 +134,8 @@ _KIND_LETTER: dict[AxisKind, str] = {
 class AxisType:
     """One axis of a neural type: its kind, an optional fixed size and whether it is a list axis.
 
-    ``size`` is an ``int`` when the module's parameters fix it (an encoder's output ``D`` is its last
-    block's filters), else ``None`` (any size).
+    ``size`` is an ``int`` when the module's parameters fix it (an encoder's output ``D`` is its
+    last block's filters), else ``None`` (any size).
     """
 
     __slots__ = ("is_list", "kind", "size")
@@ -475,7 +475,7 @@ class NeuralType:
         return R.INCOMPATIBLE
 
     def sizes_unknown(self, second: NeuralType) -> list[int]:
-        """Positions where this type fixes a size that ``second`` leaves open (unknown until run)."""
+        """Positions where this type fixes a size that ``second`` leaves open (known at run)."""
         if self.axes is None or second.axes is None or len(self.axes) != len(second.axes):
             return []
         return [

@@ -1,0 +1,614 @@
+"""The static checker: proves a graph well-formed and every edge type-compatible before build.
+
+It looks every name up in the registry, validates parameters against the constructors'
+signatures, instantiates modules on the ``meta`` device (no weights are allocated) to read their
+port types, and compares each edge with NeMo's port rule. Every problem is collected with its
+file:line; the result is a :class:`Plan` that :class:`~neuralgraph.model.GraphModel` executes.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import functools
+import importlib.util
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+import networkx as nx
+
+from neuralgraph.config import LineIndex
+from neuralgraph.errors import Problem, UserError
+from neuralgraph.registry import NODE_KINDS, Registry
+from neuralgraph.types import LossType, NeuralType, NeuralTypeComparisonResult, accepts
+
+__all__ = ["DataPlan", "NodePlan", "Plan", "check"]
+
+R = NeuralTypeComparisonResult
+DATA = "data"
+TOP_KEYS = ("name", "trainer", "data", "nodes", "loss", "metrics", "optim")
+NODE_KEYS = ("module", "params", "inputs", "train_only")
+METRIC_KEYS = ("module", "params", "inputs")
+DATA_KEYS = ("module", "params", "train", "validation", "test")
+
+
+@attrs.frozen
+class NodePlan:
+    """A checked node: its class and parameters, where each input comes from, its port types."""
+
+    name: str
+    cls: type
+    params: dict[str, Any]
+    inputs: dict[str, str]  # input port -> source key ("data.audio_signal", "encoder.outputs")
+    input_types: dict[str, NeuralType]
+    output_types: dict[str, NeuralType]
+    train_only: bool = False
+
+    @property
+    def skip_map(self) -> dict[str, str]:
+        """For a train_only node: output port -> the source passed through when it is skipped."""
+        sources = list(self.inputs.get(p) for p in self.input_types)
+        return {out: src for out, src in zip(self.output_types, sources) if src is not None}
+
+
+@attrs.frozen
+class DataPlan:
+    """The checked data source: class, parameters, output ports and each split's keys."""
+
+    cls: type
+    params: dict[str, Any]
+    output_types: dict[str, NeuralType]
+    splits: dict[str, dict[str, Any]]
+
+
+@attrs.frozen
+class Plan:
+    """What a checked graph runs: nodes in topological order, metrics, data, loss, warnings."""
+
+    nodes: dict[str, NodePlan]
+    metrics: dict[str, NodePlan]
+    data: DataPlan | None
+    loss: str | None
+    optim: dict[str, Any]
+    trainer: dict[str, Any]
+    warnings: list[Problem]
+
+    def port_type(self, key: str) -> NeuralType | None:
+        """The type of a source key (``data.X`` or ``node.port``)."""
+        node, _, port = key.partition(".")
+        if node == DATA:
+            return self.data.output_types.get(port) if self.data else None
+        plan = self.nodes.get(node)
+        return plan.output_types.get(port) if plan else None
+
+
+class _Problems:
+    """Collects problems, locating each by its key path in the graph file."""
+
+    def __init__(self, index: LineIndex) -> None:
+        self.index = index
+        self.items: list[Problem] = []
+
+    def error(self, message: str, *path: str | int, node: str | None = None,
+              port: str | None = None, **fields: str | None) -> None:
+        self.items.append(Problem(message, self.index.locate(*path), node, port, "error",
+                                  key=_key(path), **fields))
+
+    def warn(self, message: str, *path: str | int, node: str | None = None,
+             port: str | None = None) -> None:
+        self.items.append(Problem(message, self.index.locate(*path), node, port, "warning",
+                                  key=_key(path)))
+
+    @property
+    def has_errors(self) -> bool:
+        return any(p.severity == "error" for p in self.items)
+
+
+def check(config: Mapping[str, Any], index: LineIndex, registry: Registry) -> tuple[Plan | None,
+                                                                                      list[Problem]]:
+    """Check a resolved graph config; return the plan (None when there are errors) and problems."""
+    problems = _Problems(index)
+    _check_top(config, problems)
+    data = _check_data(config.get("data"), registry, problems)
+    specs = _node_specs(config.get("nodes"), problems)
+    nodes = {name: _build_node(name, spec, registry, problems, ("nodes", name), NODE_KINDS,
+                               NODE_KEYS)
+             for name, spec in specs.items()}
+    order = _wire(nodes, data, problems, specs)
+    metrics_cfg = config.get("metrics") or {}
+    metrics: dict[str, NodePlan | None] = {}
+    if not isinstance(metrics_cfg, Mapping):
+        problems.error(f"'metrics' must be a mapping of name -> metric (found "
+                       f"{type(metrics_cfg).__name__})", "metrics")
+    else:
+        for name, spec in metrics_cfg.items():
+            if not isinstance(spec, Mapping):
+                problems.error(f"metric '{name}' must be a mapping with 'module' and 'inputs'",
+                               "metrics", name)
+                continue
+            metrics[name] = _build_node(name, spec, registry, problems, ("metrics", name),
+                                        ("metric",), METRIC_KEYS)
+    _type_edges(nodes, data, problems, "nodes")
+    _type_edges({k: v for k, v in metrics.items() if v}, data, problems, "metrics",
+                producers=nodes)
+    _check_train_only(nodes, problems)
+    loss = _check_loss(config.get("loss"), nodes, problems)
+    optim = _check_optim(config.get("optim"), registry, problems)
+    trainer = _check_trainer(config.get("trainer"), nodes, problems)
+    if problems.has_errors or order is None:
+        return None, problems.items
+    plan = Plan(
+        nodes={name: nodes[name] for name in order if nodes[name] is not None},  # type: ignore
+        metrics={k: v for k, v in metrics.items() if v is not None},
+        data=data,
+        loss=loss,
+        optim=optim,
+        trainer=trainer,
+        warnings=problems.items,
+    )
+    return plan, problems.items
+
+
+def _key(path: tuple[str | int, ...]) -> str | None:
+    return ".".join(map(str, path)) if path else None
+
+
+# --- structure -------------------------------------------------------------------------------
+
+
+def _suggest(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _check_top(config: Mapping[str, Any], problems: _Problems) -> None:
+    for key in config:
+        if key in TOP_KEYS:
+            continue
+        close = difflib.get_close_matches(key, TOP_KEYS, n=1, cutoff=0.75)
+        if close and close[0] not in config:
+            problems.error(f"unknown top-level key '{key}'; did you mean '{close[0]}'?", key)
+    if "nodes" not in config:
+        problems.error("the graph has no 'nodes'", )
+    name = config.get("name")
+    if name is not None and not isinstance(name, str):
+        problems.error(f"'name' must be a string (got {name!r})", "name")
+
+
+def _mapping(value: Any, problems: _Problems, what: str, *path: str | int) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.error(f"{what} must be a mapping (got {value!r} that is a "
+                       f"{type(value).__name__})", *path)
+        return {}
+    return dict(value)
+
+
+def _node_specs(nodes: Any, problems: _Problems) -> dict[str, Mapping[str, Any]]:
+    specs: dict[str, Mapping[str, Any]] = {}
+    for name, spec in _mapping(nodes, problems, "'nodes'", "nodes").items():
+        if name == DATA:
+            problems.error("a node cannot be named 'data': that name refers to the data source",
+                           "nodes", name, node=name)
+        elif not name.isidentifier():
+            problems.error(f"node name '{name}' must be an identifier (letters, digits, _)",
+                           "nodes", name, node=name)
+        elif not isinstance(spec, Mapping):
+            problems.error(f"node '{name}' must be a mapping with 'module', 'params', 'inputs'",
+                           "nodes", name, node=name)
+        else:
+            specs[name] = spec
+    return specs
+
+
+# --- parameters and instantiation ------------------------------------------------------------
+
+
+@functools.cache
+def _signature(obj: Callable[..., Any], skip: tuple[str, ...] = ()) -> tuple[
+        dict[str, inspect.Parameter], bool]:
+    """Parameters a callable accepts by keyword (minus ``skip``) and whether it takes **kwargs."""
+    target = obj.__init__ if inspect.isclass(obj) else obj  # type: ignore[misc]
+    params = inspect.signature(target).parameters
+    accepted = {
+        name: p for name, p in params.items()
+        if name not in ("self", *skip)
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return accepted, var_kw
+
+
+def _check_params(params: Mapping[str, Any], obj: Callable[..., Any], problems: _Problems,
+                  what: str, path: tuple[str | int, ...], skip: tuple[str, ...] = (),
+                  node: str | None = None, params_key: str | None = "params") -> bool:
+    """Unknown and missing parameters against ``obj``'s signature; True when all is well."""
+    accepted, var_kw = _signature(obj, skip)
+    ok = True
+    ppath = (*path, params_key) if params_key else path
+    if not var_kw:
+        for key in params:
+            if key not in accepted:
+                problems.error(f"{what} has no parameter '{key}'{_suggest(key, accepted)} "
+                               f"(it takes: {', '.join(accepted) or 'none'})",
+                               *ppath, key, node=node)
+                ok = False
+    for name, p in accepted.items():
+        if p.default is p.empty and name not in params:
+            problems.error(f"{what} needs the parameter '{name}'", *ppath, node=node)
+            ok = False
+    return ok
+
+
+def _instantiate(cls: type, params: Mapping[str, Any], problems: _Problems, what: str,
+                 path: tuple[str | int, ...], node: str | None) -> Any:
+    """Build ``cls(**params)`` on the meta device; a constructor error becomes a problem."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            return cls(**params)
+    except (ValueError, TypeError, KeyError, AssertionError, UserError) as exc:
+        problems.error(f"bad parameter for {what}: {exc}", *path, "params", node=node)
+    except Exception as exc:  # a constructor that cannot run on meta: report, don't crash
+        problems.error(f"{what} could not be built with these parameters: "
+                       f"{type(exc).__name__}: {exc}", *path, "params", node=node)
+    return None
+
+
+def _port_types(instance: Any, problems: _Problems, what: str, path: tuple[str | int, ...],
+                node: str | None) -> tuple[dict[str, NeuralType], dict[str, NeuralType]] | None:
+    try:
+        inputs = dict(instance.input_types)
+        outputs = dict(getattr(instance, "output_types", {}) or {})
+    except Exception as exc:  # a plugin's property failed: say which
+        problems.error(f"{what} could not declare its port types: {type(exc).__name__}: {exc}",
+                       *path, node=node)
+        return None
+    return inputs, outputs
+
+
+def _build_node(name: str, spec: Mapping[str, Any], registry: Registry, problems: _Problems,
+                path: tuple[str, str], kinds: tuple[str, ...],
+                allowed_keys: tuple[str, ...]) -> NodePlan | None:
+    for key in spec:
+        if key not in allowed_keys:
+            problems.error(f"'{key}' is not a key of a node{_suggest(key, allowed_keys)} "
+                           f"(keys: {', '.join(allowed_keys)})", *path, key, node=name)
+    module_name = spec.get("module")
+    inputs = _mapping(spec.get("inputs"), problems, f"inputs of '{name}'", *path, "inputs")
+    params = _mapping(spec.get("params"), problems, f"params of '{name}'", *path, "params")
+    train_only = spec.get("train_only", False)
+    if not isinstance(train_only, bool):
+        problems.error(f"train_only must be true or false (got {train_only!r})", *path,
+                       "train_only", node=name)
+    if not isinstance(module_name, str):
+        problems.error(f"node '{name}' needs 'module: NAME' (a registered module)", *path,
+                       node=name)
+        return None
+    try:
+        entry = registry.get(kinds, module_name)
+    except UserError as exc:
+        problems.error(str(exc), *path, "module", node=name)
+        return None
+    what = f"{module_name} (node '{name}')"
+    for port, ref in inputs.items():
+        if not isinstance(ref, str):
+            problems.error(f"input '{port}' of '{name}' must be a port reference 'node.port' "
+                           f"(got {ref!r})", *path, "inputs", port, node=name, port=port)
+    if not _check_params(params, entry.obj, problems, what, path, node=name):
+        return None
+    instance = _instantiate(entry.obj, params, problems, what, path, name)
+    if instance is None:
+        return None
+    types = _port_types(instance, problems, what, path, name)
+    if types is None:
+        return None
+    return NodePlan(name, entry.obj, params, {k: v for k, v in inputs.items()
+                                              if isinstance(v, str)},
+                    types[0], types[1], bool(train_only) and isinstance(train_only, bool))
+
+
+def _check_data(data_cfg: Any, registry: Registry, problems: _Problems) -> DataPlan | None:
+    if data_cfg is None:
+        return None
+    spec = _mapping(data_cfg, problems, "'data'", "data")
+    if not spec:
+        return None
+    for key in spec:
+        if key not in DATA_KEYS:
+            problems.error(f"'{key}' is not a key of 'data'{_suggest(key, DATA_KEYS)} "
+                           f"(keys: {', '.join(DATA_KEYS)})", "data", key)
+    module_name = spec.get("module")
+    if not isinstance(module_name, str):
+        problems.error("'data' needs 'module: NAME' (a registered data source)", "data")
+        return None
+    try:
+        entry = registry.get("data_source", module_name)
+    except UserError as exc:
+        problems.error(str(exc), "data", "module")
+        return None
+    params = _mapping(spec.get("params"), problems, "data params", "data", "params")
+    what = f"data source {module_name}"
+    if not _check_params(params, entry.obj, problems, what, ("data",)):
+        return None
+    splits: dict[str, dict[str, Any]] = {}
+    for split in ("train", "validation", "test"):
+        if spec.get(split) is None:
+            continue
+        split_cfg = _mapping(spec[split], problems, f"data.{split}", "data", split)
+        _check_params(split_cfg, entry.obj.dataloader, problems, f"{what} ({split} split)",
+                      ("data", split), skip=("split",), params_key=None)
+        splits[split] = split_cfg
+    try:
+        instance = entry.obj(**params)
+        output_types = dict(instance.output_types)
+    except (ValueError, TypeError, KeyError, UserError) as exc:
+        problems.error(f"bad parameter for {what}: {exc}", "data", "params")
+        return None
+    return DataPlan(entry.obj, params, output_types, splits)
+
+
+# --- wiring ----------------------------------------------------------------------------------
+
+
+def _wire(nodes: Mapping[str, NodePlan | None], data: DataPlan | None,
+          problems: _Problems, specs: Mapping[str, Mapping[str, Any]]) -> list[str] | None:
+    """Check references and connections; return a topological order (None on a cycle)."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(nodes)
+    for name, plan in nodes.items():
+        if plan is None:  # its own problem is reported; still follow its edges for cycles
+            raw = specs[name].get("inputs")
+            for ref in (raw.values() if isinstance(raw, Mapping) else ()):
+                source = str(ref).partition(".")[0]
+                if source in nodes:
+                    graph.add_edge(source, name)
+            continue
+        for port, ref in plan.inputs.items():
+            if port not in plan.input_types:
+                problems.error(
+                    f"{plan.cls.__name__} (node '{name}') has no input port '{port}'"
+                    f"{_suggest(port, plan.input_types)} (inputs: "
+                    f"{', '.join(plan.input_types) or 'none'})",
+                    "nodes", name, "inputs", port, node=name, port=port)
+            source = _resolve_ref(ref, nodes, data, problems, ("nodes", name, "inputs", port),
+                                  name, port)
+            if source is not None and source != DATA:
+                graph.add_edge(source, name)
+        for port, declared in plan.input_types.items():
+            if port not in plan.inputs and not declared.optional:
+                problems.error(f"required input '{port}' of '{name}' ({plan.cls.__name__}) is "
+                               f"not connected; it expects {declared}", "nodes", name,
+                               node=name, port=port)
+    cycles = [c for c in nx.strongly_connected_components(graph)
+              if len(c) > 1 or graph.has_edge(next(iter(c)), next(iter(c)))]
+    for component in cycles:
+        cycle = nx.find_cycle(graph.subgraph(component))
+        path = " -> ".join([cycle[0][0], *(v for _, v in cycle)])
+        first = sorted(component)[0]
+        problems.error(f"the nodes form a cycle: {path}", "nodes", first, "inputs", node=first)
+    if cycles:
+        return None
+    return list(nx.lexicographical_topological_sort(graph))
+
+
+def _resolve_ref(ref: str, nodes: Mapping[str, NodePlan | None], data: DataPlan | None,
+                 problems: _Problems, path: tuple[str | int, ...], node: str,
+                 port: str) -> str | None:
+    """Check that ``ref`` ("node.port" or "data.port") names an existing output port."""
+    source, dot, out_port = ref.partition(".")
+    if not dot or not source or not out_port:
+        problems.error(f"'{ref}' is not a port reference; write 'node.port' or 'data.port'",
+                       *path, node=node, port=port)
+        return None
+    if source == DATA:
+        if data is None:
+            problems.error(f"'{ref}' refers to the data source, but the graph has no valid "
+                           "'data' section", *path, node=node, port=port)
+            return None
+        ports = data.output_types
+    elif source in nodes:
+        plan = nodes[source]
+        if plan is None:
+            return source  # the source node has its own problem already
+        ports = plan.output_types
+    else:
+        problems.error(f"'{ref}' refers to an unknown node '{source}'"
+                       f"{_suggest(source, [*nodes, DATA])}", *path, node=node, port=port)
+        return None
+    if out_port not in ports:
+        problems.error(f"'{source}' has no output port '{out_port}'{_suggest(out_port, ports)} "
+                       f"(outputs: {', '.join(ports) or 'none'})", *path, node=node, port=port)
+        return None
+    return source
+
+
+def _type_edges(consumers: Mapping[str, NodePlan | None], data: DataPlan | None,
+                problems: _Problems, section: str,
+                producers: Mapping[str, NodePlan | None] | None = None) -> None:
+    """Compare every connected input with what arrives, by NeMo's port rule."""
+    producers = consumers if producers is None else producers
+    for name, plan in consumers.items():
+        if plan is None:
+            continue
+        for port, ref in plan.inputs.items():
+            declared = plan.input_types.get(port)
+            incoming = _source_type(ref, producers, data)
+            if declared is None or incoming is None:
+                continue
+            _compare_edge(declared, incoming, ref, name, port, problems,
+                          (section, name, "inputs", port))
+
+
+def _source_type(ref: str, nodes: Mapping[str, NodePlan | None],
+                 data: DataPlan | None) -> NeuralType | None:
+    source, _, port = ref.partition(".")
+    if source == DATA:
+        return data.output_types.get(port) if data else None
+    plan = nodes.get(source)
+    return plan.output_types.get(port) if plan else None
+
+
+def _compare_edge(declared: NeuralType, incoming: NeuralType, ref: str, node: str, port: str,
+                  problems: _Problems, path: tuple[str | int, ...]) -> None:
+    unknown = declared.sizes_unknown(incoming)
+    if unknown:
+        names = ", ".join(repr(declared.axes[i]) for i in unknown)  # type: ignore[index]
+        problems.warn(f"size of axis {names} of '{ref}' is not known before build; "
+                      f"{node}.{port} needs it: checked at run time only", *path,
+                      node=node, port=port)
+        declared = declared.without_sizes(unknown)
+    result = declared.compare(incoming)
+    if result in (R.SAME, R.GREATER):
+        return
+    reason = _explain(result, declared, incoming)
+    problems.error(
+        f"{ref} {incoming} does not fit {node}.{port} {declared}: {reason}",
+        *path, node=node, port=port, source=ref, expected=str(declared), found=str(incoming))
+
+
+def _explain(result: NeuralTypeComparisonResult, declared: NeuralType,
+             incoming: NeuralType) -> str:
+    if result is R.DIM_INCOMPATIBLE:
+        assert declared.axes is not None and incoming.axes is not None
+        diffs = [f"{a.kind.letter if hasattr(a.kind, 'letter') else a.kind} is {b.size}, "
+                 f"the port needs {a.size}"
+                 for a, b in zip(declared.axes, incoming.axes)
+                 if a.size is not None and b.size is not None and a.size != b.size]
+        return "axis sizes differ (" + "; ".join(diffs or ["sizes differ"]) + ")"
+    if result is R.TRANSPOSE_SAME:
+        return "the same axes in another order; transpose the tensor first"
+    if result is R.SAME_TYPE_INCOMPATIBLE_PARAMS:
+        return (f"{incoming.elements_type} and {declared.elements_type} differ in a "
+                "parameter")
+    if result is R.LESS:
+        return (f"the port needs {declared.elements_type}, a more specific type than the "
+                f"{incoming.elements_type} it receives")
+    if declared.axes is not None and incoming.axes is not None and \
+            len(declared.axes) != len(incoming.axes):
+        return f"rank differs ({len(incoming.axes)} axes arrive, the port needs " \
+               f"{len(declared.axes)})"
+    return "the element types or axes are incompatible"
+
+
+def _check_train_only(nodes: Mapping[str, NodePlan | None], problems: _Problems) -> None:
+    """A train_only node is skipped outside training: each output must equal its input k."""
+    for name, plan in nodes.items():
+        if plan is None or not plan.train_only:
+            continue
+        inputs = list(plan.input_types.items())
+        for k, (out_port, out_type) in enumerate(plan.output_types.items()):
+            if k >= len(inputs) or out_type.compare(inputs[k][1]) is not R.SAME:
+                expected = inputs[k][1] if k < len(inputs) else None
+                problems.error(
+                    f"node '{name}' is train_only, so outside training its output '{out_port}' "
+                    f"is replaced by its input; but output {out_type} is not the type of input "
+                    f"{inputs[k][0] + ' ' + str(expected) if expected else '(none)'}",
+                    "nodes", name, "train_only", node=name, port=out_port)
+
+
+def _check_loss(loss: Any, nodes: Mapping[str, NodePlan | None],
+                problems: _Problems) -> str | None:
+    if loss is None:
+        problems.warn("the graph has no 'loss': it can run but not train", "nodes")
+        return None
+    if not isinstance(loss, str) or "." not in loss:
+        problems.error(f"'loss' must be a port reference 'node.port' (got {loss!r})", "loss")
+        return None
+    node, _, port = loss.partition(".")
+    if node not in nodes:
+        problems.error(f"loss '{loss}' refers to an unknown node '{node}'"
+                       f"{_suggest(node, nodes)}", "loss")
+        return None
+    plan = nodes[node]
+    if plan is None:
+        return None
+    if port not in plan.output_types:
+        problems.error(f"loss '{loss}': '{node}' has no output port '{port}'"
+                       f"{_suggest(port, plan.output_types)}", "loss")
+        return None
+    if not accepts(NeuralType(None, LossType()), plan.output_types[port]) and not isinstance(
+            plan.output_types[port].elements_type, LossType):
+        problems.error(f"loss '{loss}' must be a LossType port (it is "
+                       f"{plan.output_types[port]})", "loss")
+    return loss
+
+
+def _check_optim(optim: Any, registry: Registry, problems: _Problems) -> dict[str, Any]:
+    cfg = _mapping(optim, problems, "'optim'", "optim")
+    if not cfg:
+        return {}
+    name = cfg.get("name")
+    if not isinstance(name, str):
+        problems.error("'optim' needs 'name' (adam, adamw, sgd, novograd, ...)", "optim")
+        return cfg
+    try:
+        factory = registry.get("optimizer", name).obj
+    except UserError as exc:
+        problems.error(str(exc), "optim", "name")
+        return cfg
+    params = {k: v for k, v in cfg.items() if k not in ("name", "sched")}
+    _check_params(params, factory, problems, f"optimizer '{name}'", ("optim",), skip=("params",),
+                  params_key=None)
+    sched = cfg.get("sched")
+    if sched is not None:
+        sched_cfg = _mapping(sched, problems, "'optim.sched'", "optim", "sched")
+        sched_name = sched_cfg.get("name")
+        if not isinstance(sched_name, str):
+            problems.error("'optim.sched' needs 'name' (CosineAnnealing, ...)", "optim", "sched")
+            return cfg
+        try:
+            sched_factory = registry.get("scheduler", sched_name).obj
+        except UserError as exc:
+            problems.error(str(exc), "optim", "sched", "name")
+            return cfg
+        sched_params = {k: v for k, v in sched_cfg.items() if k != "name"}
+        _check_params(sched_params, sched_factory, problems, f"scheduler '{sched_name}'",
+                      ("optim", "sched"), skip=("optimizer", "max_steps"), params_key=None)
+    return cfg
+
+
+def _check_trainer(trainer: Any, nodes: Mapping[str, NodePlan | None],
+                   problems: _Problems) -> dict[str, Any]:
+    cfg = _mapping(trainer, problems, "'trainer'", "trainer")
+    accepted = trainer_parameters()
+    for key in cfg:
+        if accepted and key not in accepted:
+            problems.error(f"'{key}' is not a Lightning Trainer argument"
+                           f"{_suggest(key, accepted)}", "trainer", key)
+    precision = str(cfg.get("precision", "32"))
+    for name, plan in nodes.items():
+        if plan is None:
+            continue
+        reason = dict(getattr(plan.cls, "unsupported_precisions", {})).get(precision)
+        if reason:
+            problems.error(f"node '{name}' ({plan.cls.__name__}) cannot run with precision "
+                           f"{precision}: {reason}", "trainer", "precision", node=name)
+    return cfg
+
+
+@functools.lru_cache(maxsize=1)
+def trainer_parameters() -> frozenset[str]:
+    """Lightning Trainer's keyword arguments, read from its source without importing Lightning."""
+    spec = importlib.util.find_spec("pytorch_lightning")
+    if spec is None or spec.origin is None:
+        return frozenset()
+    from pathlib import Path
+
+    source = Path(spec.origin).parent / "trainer" / "trainer.py"
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return frozenset()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "Trainer":
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+                    args = item.args
+                    return frozenset(a.arg for a in [*args.args, *args.kwonlyargs]
+                                     if a.arg != "self")
+    return frozenset()

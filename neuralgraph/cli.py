@@ -1,0 +1,236 @@
+"""The ``neuralgraph`` command line.
+
+Exit codes: 0 done, 2 the user's input is wrong (one message that says what and where, no
+traceback), 1 anything else. Heavy imports (Lightning, plugins) happen inside the commands that
+need them, so ``--help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from neuralgraph.errors import GraphError, UserError
+
+__all__ = ["main"]
+
+CORE_COMMANDS = ("train", "check", "plugins", "info", "evaluate", "export")
+
+
+def _add_graph_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("graph", help="the graph YAML file")
+    parser.add_argument("overrides", nargs="*",
+                        help="Hydra-grammar overrides: a.b=1, +a.c=2, ~a.d")
+
+
+def _configure_check(parser: argparse.ArgumentParser) -> None:
+    _add_graph_args(parser)
+    parser.add_argument("--render", metavar="FILE",
+                        help="draw the typed graph to FILE (.svg, .png or .dot)")
+
+
+def _configure_train(parser: argparse.ArgumentParser) -> None:
+    _add_graph_args(parser)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the latest run of this experiment from its last "
+                             "checkpoint")
+    parser.add_argument("--exp-dir", default="ng_experiments",
+                        help="root folder of experiments (default: ng_experiments)")
+    parser.add_argument("--version", default=None,
+                        help="run folder name under exp-dir/NAME (default: next version_N)")
+
+
+def _configure_info(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="a registered module, metric, data source, optimizer, ...")
+    parser.add_argument("params", nargs="*", help="key=value parameters to show ports for")
+
+
+def _configure_plugins(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", "-v", action="store_true", help="list every name")
+
+
+def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a .ngm archive")
+    parser.add_argument("--manifest", required=True, help="a data manifest to evaluate on")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--set", dest="data_params", action="append", default=[],
+                        metavar="KEY=VALUE", help="extra data split parameters")
+
+
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a .ngm archive")
+    parser.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    parser.add_argument("--output", "-o", help="output file (default: next to the archive)")
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from neuralgraph.graph import Graph
+
+    graph = Graph.from_yaml(args.graph, args.overrides)
+    warnings = graph.check()
+    for problem in warnings:
+        print(problem, file=sys.stderr)
+    plan = graph.plan()
+    print(f"{args.graph}: ok — {len(plan.nodes)} nodes, {len(plan.metrics)} metrics, "
+          f"{sum(len(n.inputs) for n in plan.nodes.values())} typed edges"
+          + (f", {len(warnings)} warnings" if warnings else ""))
+    if args.render:
+        from neuralgraph.render import render
+
+        out = render(graph, args.render)
+        print(f"rendered {out}")
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from neuralgraph.train import train
+
+    train(args.graph, args.overrides, resume=args.resume, exp_dir=args.exp_dir,
+          version=args.version)
+    return 0
+
+
+def _run_plugins(args: argparse.Namespace) -> int:
+    from neuralgraph.registry import get_registry
+
+    registry = get_registry()
+    for info in sorted(registry.plugins.values(), key=lambda p: p.name):
+        dist = f"{info.distribution} {info.version}" if info.distribution else info.module
+        if not info.available:
+            print(f"{info.name:<10} {dist:<24} UNAVAILABLE: {info.error}")
+            print(f"{'':<10} fix: {info.fix}")
+            continue
+        contributed = registry.by_plugin(info.name)
+        summary = ", ".join(f"{len(v)} {k.replace('_', ' ')}{'s' if len(v) != 1 else ''}"
+                            for k, v in contributed.items()) or "nothing"
+        print(f"{info.name:<10} {dist:<24} {summary}")
+        if args.verbose:
+            for kind, names in contributed.items():
+                print(f"{'':<12}{kind}: {', '.join(names)}")
+    for name, qualified in registry.conflicts().items():
+        print(f"note: '{name}' is registered by {' and '.join(qualified)}; use a qualified name")
+    return 0
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from neuralgraph.info import describe
+
+    print(describe(args.name, args.params))
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from neuralgraph.model import GraphModel
+
+    model = GraphModel.restore_from(args.model)
+    extra = dict(_parse_kv(p) for p in args.data_params)
+    loader = model.dataloader_for(args.manifest, batch_size=args.batch_size, **extra)
+    results = model.evaluate(loader)
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for key, value in results.items():
+            print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from neuralgraph.export import export
+
+    out = export(args.model, args.format, args.output)
+    print(f"exported {out}")
+    return 0
+
+
+def _parse_kv(text: str) -> tuple[str, Any]:
+    import yaml
+
+    key, eq, value = text.partition("=")
+    if not eq or not key:
+        raise UserError(f"expected KEY=VALUE (got {text!r})")
+    return key, yaml.safe_load(value)
+
+
+_CORE: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
+                       Callable[[argparse.Namespace], int], str]] = {
+    "train": (_configure_train, _run_train, "check, build and train a graph"),
+    "check": (_configure_check, _run_check, "check a graph statically (no weights allocated)"),
+    "plugins": (_configure_plugins, _run_plugins, "list installed plugins and what they add"),
+    "info": (_configure_info, _run_info, "show a module's docstring, parameters and ports"),
+    "evaluate": (_configure_evaluate, _run_evaluate, "metrics of an archive on a data set"),
+    "export": (_configure_export, _run_export, "export an archive (onnx, torchscript)"),
+}
+
+
+def _parser(with_plugins: bool) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neuralgraph",
+        description="Typed graphs of neural modules: check, train, evaluate, export.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (configure, run, help_text) in _CORE.items():
+        child = sub.add_parser(name, help=help_text, description=help_text)
+        configure(child)
+        child.set_defaults(run=run)
+    if with_plugins:
+        from neuralgraph.registry import get_registry
+
+        for entry in get_registry().entries("command"):
+            if entry.name in _CORE:
+                continue
+            configure, run = entry.obj
+            child = sub.add_parser(entry.name, help=f"{entry.help} [{entry.plugin}]",
+                                   description=entry.help)
+            configure(child)
+            child.set_defaults(run=run)
+    return parser
+
+
+def _version() -> str:
+    from neuralgraph import __version__
+
+    return f"neuralgraph {__version__}"
+
+
+def _needs_plugins(argv: Sequence[str]) -> bool:
+    """Plugin commands are loaded only when the command is not a core one."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first is None:
+        return any(a in ("-h", "--help") for a in argv)
+    return first not in _CORE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``neuralgraph`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = _parser(with_plugins=_needs_plugins(argv))
+        args = parser.parse_args(argv)
+        if getattr(args, "run", None) is None:
+            parser.print_help()
+            return 2
+        return int(args.run(args) or 0)
+    except GraphError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # argparse: 2 for usage errors, 0 for --help
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    except BrokenPipeError:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

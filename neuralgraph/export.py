@@ -1,0 +1,87 @@
+"""``neuralgraph export``: the inference path of an archive as ONNX or TorchScript.
+
+The exported function takes the data source's inference ports (``inference_ports`` on the data
+source class, else every data port) and returns the outputs that nothing downstream consumes in
+eval mode (for ASR: log-probs and their lengths).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from neuralgraph.errors import UserError
+from neuralgraph.model import GraphModel
+
+__all__ = ["ExportWrapper", "export"]
+
+
+class ExportWrapper(nn.Module):
+    """Positional-in, tuple-out view of a GraphModel's sub-graph, for exporters."""
+
+    def __init__(self, model: GraphModel, inputs: Sequence[str], outputs: Sequence[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        env = self.model.run(dict(zip(self.inputs, tensors)))
+        return tuple(env[key] for key in self.outputs)
+
+
+def default_io(model: GraphModel) -> tuple[list[str], list[str]]:
+    """Inference inputs (data ports) and the sink outputs they reach in eval mode."""
+    if model.plan.data is None:
+        raise UserError("export needs a data source to know the model's inputs")
+    ports = getattr(model.plan.data.cls, "inference_ports", None) or list(
+        model.plan.data.output_types)
+    inputs = [f"data.{p}" for p in ports]
+    return inputs, model.sinks(inputs)
+
+
+def example_inputs(model: GraphModel, inputs: Sequence[str]) -> tuple[torch.Tensor, ...]:
+    """Example tensors for tracing: the data source's ``example_batch`` if it has one."""
+    source = model.data_source
+    maker = getattr(source, "example_batch", None)
+    if maker is None:
+        raise UserError(f"{type(source).__name__} gives no example_batch() to export with")
+    batch = maker()
+    return tuple(batch[key.partition(".")[2]] for key in inputs)
+
+
+def export(archive: str | Path, fmt: str, output: str | Path | None = None) -> Path:
+    """Export ``archive`` to ``fmt`` ("onnx" or "torchscript"); returns the written file."""
+    model = GraphModel.restore_from(archive)
+    inputs, outputs = default_io(model)
+    wrapper = ExportWrapper(model, inputs, outputs).eval()
+    args = example_inputs(model, inputs)
+    suffix = {"onnx": ".onnx", "torchscript": ".ts"}[fmt]
+    out = Path(output) if output else Path(archive).with_suffix(suffix)
+    if fmt == "torchscript":
+        with torch.no_grad():
+            traced = torch.jit.trace(wrapper, args, check_trace=False)
+        traced.save(str(out))
+    else:
+        export_onnx(wrapper, args, out)
+    return out
+
+
+def export_onnx(wrapper: ExportWrapper, args: tuple[torch.Tensor, ...], out: Path) -> Any:
+    """ONNX export with a dynamic batch and time axis on every input."""
+    names = [k.replace(".", "_") for k in wrapper.inputs]
+    dynamic = {}
+    for name, tensor in zip(names, args):
+        axes = {0: "batch"}
+        if tensor.dim() > 1:
+            axes[tensor.dim() - 1] = f"{name}_time"
+        dynamic[name] = axes
+    with torch.no_grad():
+        torch.onnx.export(wrapper, args, str(out), input_names=names,
+                          output_names=[k.replace(".", "_") for k in wrapper.outputs],
+                          dynamic_axes=dynamic, dynamo=False, opset_version=17)
+    return out

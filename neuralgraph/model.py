@@ -1,0 +1,307 @@
+"""``GraphModel``: a LightningModule that executes a checked graph.
+
+``forward(**data_ports)`` runs, in topological order, the nodes whose required inputs are
+available, and returns ``{"node.port": tensor}``. Inference therefore runs without transcript
+ports: the loss and metric nodes are simply not reached. Execution plans are cached per set of
+given ports and training mode, so a step costs one dict lookup per edge.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from neuralgraph.checker import NodePlan, Plan
+from neuralgraph.errors import UserError
+from neuralgraph.graph import Graph
+from neuralgraph.module import check_value, is_typecheck_enabled, iter_outputs
+from neuralgraph.registry import get_registry
+
+__all__ = ["GraphModel"]
+
+DATA = "data"
+
+# A step of a compiled plan: node name, module, (port, source key) pairs, output keys, or a
+# pass-through (skipped train_only node) as (output key, source key) pairs.
+_Step = tuple[str, nn.Module, tuple[tuple[str, str], ...], tuple[str, ...]]
+
+
+class GraphModel(pl.LightningModule):
+    """A LightningModule built from a :class:`~neuralgraph.Graph`.
+
+    The graph is checked first (a :class:`~neuralgraph.GraphError` lists every problem). Modules
+    live in ``self.nodes`` (an ``nn.ModuleDict`` keyed by node name), metrics in
+    ``self.metrics``. ``training_step`` optimizes the graph's ``loss`` port; validation and test
+    log the loss and every metric.
+    """
+
+    def __init__(self, graph: Graph) -> None:
+        super().__init__()
+        self.graph = graph
+        self.plan: Plan = graph.plan(get_registry())
+        self.nodes = nn.ModuleDict({name: _build(p) for name, p in self.plan.nodes.items()})
+        self.metrics = nn.ModuleDict({name: _build(p) for name, p in self.plan.metrics.items()})
+        self._compiled: dict[tuple[frozenset[str], bool], tuple[Any, ...]] = {}
+        self._data_source: Any = None
+        self.nonfinite_steps = 0
+        self.nonfinite_policy = str(graph.config.get("nonfinite_loss", "skip"))
+        if self.nonfinite_policy not in ("skip", "stop"):
+            raise UserError(f"nonfinite_loss must be 'skip' or 'stop' "
+                            f"(got {self.nonfinite_policy!r})")
+
+    # --- execution ---------------------------------------------------------------------------
+
+    def _steps(self, given: frozenset[str], training: bool) -> tuple[Any, ...]:
+        key = (given, training)
+        steps = self._compiled.get(key)
+        if steps is None:
+            steps = self._compile(given, training)
+            self._compiled[key] = steps
+        return steps
+
+    def _compile(self, given: frozenset[str], training: bool) -> tuple[Any, ...]:
+        """The steps that run when the keys ``given`` ("data.x", "node.port") are known."""
+        available = set(given)
+        steps: list[Any] = []
+        for name, node in self.plan.nodes.items():
+            outputs = tuple(f"{name}.{out}" for out in node.output_types)
+            if outputs and all(o in available for o in outputs):
+                continue  # computed by the caller (export from an inner port)
+            if node.train_only and not training:
+                passes = tuple((f"{name}.{out}", src) for out, src in node.skip_map.items()
+                               if src in available)
+                available.update(out for out, _ in passes)
+                steps.append(("pass", passes))
+                continue
+            required = [p for p, t in node.input_types.items() if not t.optional]
+            if not all(node.inputs.get(p) in available for p in required):
+                continue
+            edges = tuple((p, src) for p, src in node.inputs.items() if src in available)
+            available.update(outputs)
+            steps.append(("run", (name, self.nodes[name], edges, outputs)))
+        return tuple(steps)
+
+    def forward(self, **data: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run the graph on data ports (``audio_signal=...``); returns ``{"node.port": tensor}``.
+
+        Only nodes whose required inputs can be computed from the given ports run.
+        """
+        env = self.run({f"{DATA}.{k}": v for k, v in data.items()})
+        return {k: v for k, v in env.items() if not k.startswith(f"{DATA}.")}
+
+    def run(self, known: Mapping[str, Any]) -> dict[str, Any]:
+        """Run what can be computed from ``known`` ({"data.x" or "node.port": value}).
+
+        Returns every value known afterwards, the given ones included.
+        """
+        env: dict[str, Any] = dict(known)
+        checking = is_typecheck_enabled()
+        for kind, step in self._steps(frozenset(env), self.training):
+            if kind == "pass":
+                for out, src in step:
+                    env[out] = env[src]
+                continue
+            name, module, edges, outputs = step
+            kwargs = {port: env[src] for port, src in edges}
+            if checking:
+                self._typecheck(name, kwargs, self.plan.nodes[name].input_types)
+            result = module(**kwargs)
+            if len(outputs) == 1 and not isinstance(result, (tuple, Mapping)):
+                env[outputs[0]] = result
+            else:
+                for port, value in iter_outputs(module, result):
+                    env[f"{name}.{port}"] = value
+            if checking:
+                self._typecheck(name, {o.partition(".")[2]: env[o] for o in outputs},
+                                self.plan.nodes[name].output_types)
+        return env
+
+    def sinks(self, given: Sequence[str]) -> list[str]:
+        """Outputs computed from ``given`` keys in eval mode that no computed node consumes."""
+        steps = self._steps(frozenset(given), False)
+        produced: list[str] = []
+        consumed: set[str] = set()
+        for kind, step in steps:
+            if kind == "run":
+                _, _, edges, outputs = step
+                produced.extend(outputs)
+                consumed.update(src for _, src in edges)
+        return [key for key in produced if key not in consumed]
+
+    @staticmethod
+    def _typecheck(name: str, values: Mapping[str, Any], types: Mapping[str, Any]) -> None:
+        for port, value in values.items():
+            if port in types:
+                check_value(f"node '{name}'", port, types[port], value)
+
+    def _metric_inputs(self, plan: NodePlan, env: Mapping[str, Any],
+                       batch: Mapping[str, Any]) -> dict[str, Any] | None:
+        kwargs = {}
+        for port, src in plan.inputs.items():
+            node, _, key = src.partition(".")
+            value = batch.get(key) if node == DATA else env.get(src)
+            if value is None:
+                return None
+            kwargs[port] = value
+        return kwargs
+
+    # --- Lightning steps ---------------------------------------------------------------------
+
+    def _loss(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if self.plan.loss is None:
+            raise UserError("the graph has no 'loss': add 'loss: node.port' to train it")
+        if self.plan.loss not in out:
+            raise UserError(f"the loss port '{self.plan.loss}' was not computed: the batch "
+                            f"lacks an input it needs (batch has {sorted(out)})")
+        return out[self.plan.loss]
+
+    @staticmethod
+    def _batch_size(batch: Mapping[str, Any]) -> int:
+        for value in batch.values():
+            if isinstance(value, torch.Tensor) and value.dim() > 0:
+                return int(value.shape[0])
+        return 1
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> Any:
+        out = self(**batch)
+        loss = self._loss(out)
+        if not torch.isfinite(loss.detach()).all():
+            self.nonfinite_steps += 1
+            self.log("nonfinite_steps", float(self.nonfinite_steps), batch_size=1)
+            if self.nonfinite_policy == "stop":
+                raise FloatingPointError(
+                    f"non-finite loss {loss.item()} at global step {self.global_step} "
+                    f"(nonfinite_loss: stop)")
+            return None  # Lightning skips the optimizer step for a None loss
+        self.log("train_loss", loss, prog_bar=True, batch_size=self._batch_size(batch))
+        return loss
+
+    def _eval_step(self, batch: Mapping[str, torch.Tensor], stage: str) -> None:
+        out = self(**batch)
+        size = self._batch_size(batch)
+        if self.plan.loss is not None and self.plan.loss in out:
+            self.log(f"{stage}_loss", out[self.plan.loss], prog_bar=True, batch_size=size,
+                     sync_dist=True)
+        for name, plan in self.plan.metrics.items():
+            kwargs = self._metric_inputs(plan, out, batch)
+            if kwargs is None:
+                continue
+            metric = self.metrics[name]
+            metric.update(**kwargs)
+            self.log(f"{stage}_{name}", metric, prog_bar=True, batch_size=size)
+
+    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def configure_optimizers(self) -> Any:
+        cfg = dict(self.plan.optim or {"name": "adam", "lr": 1e-3})
+        registry = get_registry()
+        name = cfg.pop("name")
+        sched_cfg = cfg.pop("sched", None)
+        optimizer = registry.get("optimizer", name).obj(self.parameters(), **cfg)
+        if not sched_cfg:
+            return optimizer
+        sched_cfg = dict(sched_cfg)
+        sched_name = sched_cfg.pop("name")
+        max_steps = sched_cfg.pop("max_steps", None) or self._max_steps()
+        scheduler = registry.get("scheduler", sched_name).obj(optimizer, max_steps=max_steps,
+                                                              **sched_cfg)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+
+    def _max_steps(self) -> int:
+        trainer = self._trainer
+        if trainer is None:
+            return 1
+        steps = trainer.estimated_stepping_batches
+        if steps is None or math.isinf(steps):
+            raise UserError("the scheduler needs a finite number of steps: set "
+                            "trainer.max_steps or trainer.max_epochs, or optim.sched.max_steps")
+        return max(1, int(steps))
+
+    # --- data --------------------------------------------------------------------------------
+
+    @property
+    def data_source(self) -> Any:
+        """The graph's data source instance (built on first use), or None."""
+        if self._data_source is None and self.plan.data is not None:
+            self._data_source = self.plan.data.cls(**self.plan.data.params)
+        return self._data_source
+
+    def dataloader(self, split: str, **overrides: Any) -> torch.utils.data.DataLoader:
+        """The data loader of a configured split ("train", "validation", "test")."""
+        if self.plan.data is None:
+            raise UserError("the graph has no 'data' section")
+        params = {**self.plan.data.splits.get(split, {}), **overrides}
+        if not params:
+            raise UserError(f"the graph has no data.{split} section")
+        return self.data_source.dataloader(split, **params)
+
+    def dataloader_for(self, manifest: str | Path, split: str = "test",
+                       **params: Any) -> torch.utils.data.DataLoader:
+        """A loader over another data set, with the graph's split settings for ``split``."""
+        if self.plan.data is None:
+            raise UserError("the model has no data source to read a manifest with")
+        base = dict(self.plan.data.splits.get(split) or self.plan.data.splits.get(
+            "validation") or {})
+        base.update(manifest_filepath=str(manifest), shuffle=False, **params)
+        problems = self.data_source.validate(split, **base)
+        if problems:
+            raise UserError("the data has problems:\n" + "\n".join(problems[:20]))
+        return self.data_source.dataloader(split, **base)
+
+    @torch.no_grad()
+    def evaluate(self, loader: Any) -> dict[str, float]:
+        """Loss (batch-weighted mean) and every metric over a loader, in eval mode."""
+        self.eval()
+        for metric in self.metrics.values():
+            metric.reset()
+        total, count = 0.0, 0
+        for batch in loader:
+            batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v
+                     for k, v in batch.items()}
+            out = self(**batch)
+            size = self._batch_size(batch)
+            if self.plan.loss is not None and self.plan.loss in out:
+                total += float(out[self.plan.loss]) * size
+                count += size
+            for name, plan in self.plan.metrics.items():
+                kwargs = self._metric_inputs(plan, out, batch)
+                if kwargs is not None:
+                    self.metrics[name].update(**kwargs)
+        results: dict[str, float] = {}
+        if count:
+            results["loss"] = total / count
+        for name, metric in self.metrics.items():
+            results[name] = float(metric.compute())
+        results["utterances"] = float(count) if count else float("nan")
+        return results
+
+    # --- archives ----------------------------------------------------------------------------
+
+    def save_to(self, path: str | Path) -> Path:
+        """Write a ``.ngm`` archive (graph, weights without pickle, artifacts), atomically."""
+        from neuralgraph.archive import save_archive
+
+        return save_archive(self, Path(path))
+
+    @classmethod
+    def restore_from(cls, path: str | Path, map_location: str | torch.device = "cpu",
+                     overrides: Sequence[str] = ()) -> GraphModel:
+        """Load a ``.ngm`` archive written by :meth:`save_to`."""
+        from neuralgraph.archive import restore_archive
+
+        return restore_archive(Path(path), cls, map_location=map_location, overrides=overrides)
+
+
+def _build(plan: NodePlan) -> nn.Module:
+    return plan.cls(**plan.params)

@@ -1,0 +1,137 @@
+"""``neuralgraph train``: check, validate data, build, fit with Lightning, write an archive.
+
+A run lives in ``EXP_DIR/NAME/VERSION/``: ``graph.yaml`` (the resolved graph), TensorBoard events,
+``checkpoints/`` (``last.ckpt`` and the best ones) and ``NAME.ngm`` at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from neuralgraph.errors import UserError
+from neuralgraph.graph import Graph
+
+__all__ = ["train"]
+
+
+def _next_version(root: Path) -> str:
+    numbers = [int(m.group(1)) for p in root.glob("version_*")
+               if (m := re.fullmatch(r"version_(\d+)", p.name))]
+    return f"version_{max(numbers, default=-1) + 1}"
+
+
+def _latest_version(root: Path) -> str | None:
+    runs = [p for p in root.glob("*") if (p / "checkpoints" / "last.ckpt").is_file()]
+    if not runs:
+        return None
+    return max(runs, key=lambda p: (p / "checkpoints" / "last.ckpt").stat().st_mtime).name
+
+
+def run_dir(graph: Graph, exp_dir: str | Path, version: str | None, resume: bool) -> Path:
+    """The folder of this run: a new version, or the latest one with a checkpoint to resume."""
+    root = Path(exp_dir) / graph.name
+    if version is None:
+        env_version = os.environ.get("NEURALGRAPH_RUN_VERSION")  # set for DDP child processes
+        version = env_version or (_latest_version(root) if resume else None) or \
+            _next_version(root)
+        os.environ["NEURALGRAPH_RUN_VERSION"] = version
+    return root / version
+
+
+def validate_data(graph: Graph) -> None:
+    """Find missing or unreadable data before training starts (policy per data source)."""
+    plan = graph.plan()
+    if plan.data is None:
+        raise UserError("the graph has no 'data' section: nothing to train on")
+    if "train" not in plan.data.splits:
+        raise UserError("the graph has no data.train split: nothing to train on")
+    source = plan.data.cls(**plan.data.params)
+    problems: list[str] = []
+    for split, params in plan.data.splits.items():
+        problems.extend(source.validate(split, **params))
+    if problems:
+        shown = problems[:20]
+        more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise UserError("the data has problems:\n" + "\n".join(shown) + more)
+
+
+def train(graph_path: str | Path, overrides: Sequence[str] = (), *, resume: bool = False,
+          exp_dir: str | Path = "ng_experiments", version: str | None = None) -> Path:
+    """Train a graph file; returns the path of the written ``.ngm`` archive."""
+    graph = Graph.from_yaml(graph_path, overrides)
+    for warning in graph.check():
+        print(warning, file=sys.stderr)
+    validate_data(graph)
+    directory = run_dir(graph, exp_dir, version, resume)
+    ckpt = directory / "checkpoints" / "last.ckpt"
+    if resume and not ckpt.is_file():
+        raise UserError(f"--resume: no checkpoint to resume from under "
+                        f"{Path(exp_dir) / graph.name}")
+    return fit(graph, directory, ckpt if resume else None)
+
+
+def _trainer_kwargs(graph: Graph, directory: Path) -> dict[str, Any]:
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    from neuralgraph.callbacks import AtomicCheckpointIO, LogLines
+
+    cfg = dict(graph.plan().trainer)
+    interactive = sys.stderr.isatty() and not os.environ.get("CI")
+    ckpt_cfg = dict(graph.config.get("checkpoint") or {})
+    checkpoint = ModelCheckpoint(
+        dirpath=directory / "checkpoints",
+        filename="{epoch}-{step}",
+        save_last=True,
+        save_top_k=int(ckpt_cfg.get("save_top_k", 1)),
+        monitor=ckpt_cfg.get("monitor"),
+        mode=ckpt_cfg.get("mode", "min"),
+        every_n_train_steps=ckpt_cfg.get("every_n_train_steps"),
+    )
+    callbacks: list[pl.Callback] = [checkpoint, LearningRateMonitor(logging_interval="step")]
+    if not interactive:
+        callbacks.append(LogLines(every_n_steps=int(cfg.pop("log_lines_every", 50))))
+    cfg.pop("log_lines_every", None)
+    logger = TensorBoardLogger(save_dir=str(directory.parent.parent), name=graph.name,
+                               version=directory.name, default_hp_metric=False)
+    kwargs: dict[str, Any] = {
+        "default_root_dir": str(directory),
+        "logger": logger,
+        "callbacks": callbacks,
+        "enable_progress_bar": interactive,
+        "plugins": [AtomicCheckpointIO()],
+    }
+    kwargs.update(cfg)
+    if "callbacks" in cfg:
+        raise UserError("trainer.callbacks cannot be set in a graph file")
+    return kwargs
+
+
+def fit(graph: Graph, directory: Path, ckpt: Path | None) -> Path:
+    """Build the model and run Lightning's fit; write the archive on rank 0."""
+    import pytorch_lightning as pl
+
+    from neuralgraph.model import GraphModel
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "graph.yaml").write_text(graph.to_yaml(), encoding="utf-8")
+    if "seed" in graph.config:
+        pl.seed_everything(int(graph.config["seed"]), workers=True, verbose=False)
+    model = GraphModel(graph)
+    trainer = pl.Trainer(**_trainer_kwargs(graph, directory))
+    train_loader = model.dataloader("train")
+    val_loader = model.dataloader("validation") if "validation" in model.plan.data.splits \
+        else None  # type: ignore[union-attr]
+    trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader,
+                ckpt_path=str(ckpt) if ckpt else None)
+    archive = directory / f"{graph.name}.ngm"
+    if trainer.is_global_zero:
+        model.save_to(archive)
+        print(f"saved {archive}", file=sys.stderr)
+    return archive
