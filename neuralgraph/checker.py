@@ -22,7 +22,7 @@ import networkx as nx
 from neuralgraph.config import LineIndex
 from neuralgraph.errors import Problem, UserError
 from neuralgraph.registry import NODE_KINDS, Registry
-from neuralgraph.types import LossType, NeuralType, NeuralTypeComparisonResult, accepts
+from neuralgraph.types import AxisType, LossType, NeuralType, NeuralTypeComparisonResult, accepts
 
 __all__ = ["DataPlan", "NodePlan", "Plan", "check"]
 
@@ -113,9 +113,10 @@ def check(config: Mapping[str, Any], index: LineIndex, registry: Registry) -> tu
     _check_top(config, problems)
     data = _check_data(config.get("data"), registry, problems)
     specs = _node_specs(config.get("nodes"), problems)
-    nodes = {name: _build_node(name, spec, registry, problems, ("nodes", name), NODE_KINDS,
-                               NODE_KEYS)
-             for name, spec in specs.items()}
+    nodes: dict[str, NodePlan | None] = {
+        name: _build_node(name, spec, registry, problems, ("nodes", name), NODE_KINDS, NODE_KEYS)
+        for name, spec in specs.items()
+    }
     order = _wire(nodes, data, problems, specs)
     metrics_cfg = config.get("metrics") or {}
     metrics: dict[str, NodePlan | None] = {}
@@ -130,10 +131,12 @@ def check(config: Mapping[str, Any], index: LineIndex, registry: Registry) -> tu
                 continue
             metrics[name] = _build_node(name, spec, registry, problems, ("metrics", name),
                                         ("metric",), METRIC_KEYS)
+    _check_train_only(nodes, problems)
+    if order is not None:
+        _propagate_pass_through_sizes(nodes, data, order)
     _type_edges(nodes, data, problems, "nodes")
     _type_edges({k: v for k, v in metrics.items() if v}, data, problems, "metrics",
                 producers=nodes)
-    _check_train_only(nodes, problems)
     loss = _check_loss(config.get("loss"), nodes, problems)
     optim = _check_optim(config.get("optim"), registry, problems)
     trainer = _check_trainer(config.get("trainer"), nodes, problems)
@@ -511,6 +514,30 @@ def _check_train_only(nodes: Mapping[str, NodePlan | None], problems: _Problems)
                     "nodes", name, "train_only", node=name, port=out_port)
 
 
+def _propagate_pass_through_sizes(nodes: dict[str, NodePlan | None], data: DataPlan | None,
+                                  order: list[str]) -> None:
+    """A train_only node's output k is its input k when skipped, so it carries that input's
+    axis sizes: SpecAugment between a 64-feature preprocessor and an 80-feature encoder must not
+    hide the mismatch."""
+    for name in order:
+        plan = nodes.get(name)
+        if plan is None or not plan.train_only:
+            continue
+        refined = dict(plan.output_types)
+        for (out_port, out_type), in_port in zip(plan.output_types.items(), plan.input_types):
+            ref = plan.inputs.get(in_port)
+            incoming = _source_type(ref, nodes, data) if ref else None
+            if incoming is None or incoming.axes is None or out_type.axes is None or \
+                    len(incoming.axes) != len(out_type.axes):
+                continue
+            if any(a.kind != b.kind for a, b in zip(out_type.axes, incoming.axes)):
+                continue
+            axes = [AxisType(a.kind, a.size if a.size is not None else b.size, a.is_list)
+                    for a, b in zip(out_type.axes, incoming.axes)]
+            refined[out_port] = NeuralType(axes, out_type.elements_type, out_type.optional)
+        nodes[name] = attrs.evolve(plan, output_types=refined)
+
+
 def _check_loss(loss: Any, nodes: Mapping[str, NodePlan | None],
                 problems: _Problems) -> str | None:
     if loss is None:
@@ -566,7 +593,11 @@ def _check_optim(optim: Any, registry: Registry, problems: _Problems) -> dict[st
         except UserError as exc:
             problems.error(str(exc), "optim", "sched", "name")
             return cfg
-        sched_params = {k: v for k, v in sched_cfg.items() if k != "name"}
+        sched_params = {k: v for k, v in sched_cfg.items() if k not in ("name", "max_steps")}
+        max_steps = sched_cfg.get("max_steps")
+        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+            problems.error(f"optim.sched.max_steps must be a positive int (got {max_steps!r})",
+                           "optim", "sched", "max_steps")
         _check_params(sched_params, sched_factory, problems, f"scheduler '{sched_name}'",
                       ("optim", "sched"), skip=("optimizer", "max_steps"), params_key=None)
     return cfg

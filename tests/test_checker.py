@@ -205,8 +205,8 @@ class TestStructure:
         assert "width" in problem.message
         assert problem.location.line == line_of(path, "${width}")
 
-    def test_unknown_size_warns(self, tmp_path: Path) -> None:
-        """An axis size that only the run knows is a warning, not a guess."""
+    def test_train_only_carries_sizes(self, tmp_path: Path) -> None:
+        """Sizes flow through a train_only node, so a mismatch behind it is still an error."""
         text = BASE.replace("""  head:
     module: Linear
     params: {in_features: 16, out_features: 1}
@@ -218,8 +218,10 @@ class TestStructure:
     module: Linear
     params: {in_features: 16, out_features: 1}
     inputs: {x: drop.y}""")
-        warnings = ng.Graph.from_yaml(write(tmp_path, text)).check()
-        assert len(warnings) == 1 and "not known before build" in warnings[0].message
+        assert ng.Graph.from_yaml(write(tmp_path, text)).check() == []
+        (problem,) = problems(write(tmp_path, text.replace("in_features: 16,",
+                                                           "in_features: 17,")))
+        assert "axis sizes differ" in problem.message and problem.source == "drop.y"
 
 
 class TestOverrides:
@@ -246,3 +248,21 @@ class TestOverrides:
         """An override that is not Hydra grammar is a user error."""
         with pytest.raises(GraphError, match="cannot parse override"):
             ng.Graph.from_yaml(write(tmp_path, BASE), ["a.b=[1,"])
+
+
+class TestUnknownSizes:
+    def test_unknown_size_warns(self, tmp_path: Path) -> None:
+        """An axis size that only the run knows is a warning, not a guess."""
+        text = BASE.replace("""  head:
+    module: Linear
+    params: {in_features: 16, out_features: 1}
+    inputs: {x: hidden.y}""", """  drop:
+    module: Dropout
+    inputs: {x: hidden.y}
+  head:
+    module: Linear
+    params: {in_features: 16, out_features: 1}
+    inputs: {x: drop.y}""")
+        warnings = ng.Graph.from_yaml(write(tmp_path, text)).check()
+        assert len(warnings) == 1 and "not known before build" in warnings[0].message
+        assert warnings[0].severity == "warning"

@@ -1,0 +1,88 @@
+"""The command line: exit codes, messages without tracebacks, rendering, fast start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import run_cli
+
+
+class TestCheck:
+    def test_ok(self, toy_graph: Path) -> None:
+        """A valid graph checks with exit 0 and a summary."""
+        result = run_cli("check", str(toy_graph))
+        assert result.returncode == 0, result.stderr
+        assert "ok" in result.stdout
+
+    def test_problems_exit_2_without_traceback(self, toy_graph: Path, tmp_path: Path) -> None:
+        """A wrong graph exits 2 listing every problem with file:line, no traceback."""
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(toy_graph.read_text().replace("module: MSE", "module: MSQ")
+                       .replace("in_features: 16", "in_features: 17"))
+        result = run_cli("check", str(bad))
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert f"{bad}:" in result.stderr
+        assert "did you mean 'MSE'" in result.stderr
+        assert "axis sizes differ" in result.stderr
+
+    def test_missing_file(self, tmp_path: Path) -> None:
+        """A missing graph file is a user error (exit 2)."""
+        result = run_cli("check", str(tmp_path / "nope.yaml"))
+        assert result.returncode == 2 and "not found" in result.stderr
+
+    def test_bad_override(self, toy_graph: Path) -> None:
+        """A wrong override is a user error naming the override."""
+        result = run_cli("check", str(toy_graph), "trainer.max_epoch=3")
+        assert result.returncode == 2
+        assert "+trainer.max_epoch" in result.stderr
+
+    def test_render(self, toy_graph: Path, tmp_path: Path) -> None:
+        """--render writes DOT with typed edges, and SVG through graphviz."""
+        result = run_cli("check", str(toy_graph), "--render", str(tmp_path / "g.dot"))
+        assert result.returncode == 0, result.stderr
+        dot = (tmp_path / "g.dot").read_text()
+        assert "hidden" in dot and "ChannelType" in dot and "->" in dot
+        result = run_cli("check", str(toy_graph), "--render", str(tmp_path / "g.svg"))
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "g.svg").read_text().lstrip().startswith("<?xml")
+
+
+class TestInfoAndPlugins:
+    def test_plugins(self) -> None:
+        """`plugins` lists the core plugin and what it contributes."""
+        result = run_cli("plugins")
+        assert result.returncode == 0, result.stderr
+        assert "core" in result.stdout and "optimizers" in result.stdout
+
+    def test_info(self) -> None:
+        """`info` shows docstring, parameters and typed ports."""
+        result = run_cli("info", "Linear", "in_features=4", "out_features=2")
+        assert result.returncode == 0, result.stderr
+        assert "A linear map" in result.stdout
+        assert "in_features: int (required)" in result.stdout
+        assert "x: (B,D=4) ChannelType" in result.stdout
+
+    def test_info_unknown(self) -> None:
+        """`info` of an unknown name suggests close names and exits 2."""
+        result = run_cli("info", "Linaer")
+        assert result.returncode == 2 and "did you mean 'Linear'" in result.stderr
+
+
+class TestStartup:
+    def test_help_does_not_import_lightning(self) -> None:
+        """--help and check stay fast: they do not import Lightning."""
+        script = ("import sys\nfrom neuralgraph.cli import main\n"
+                  "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+                  "print('LIGHTNING' if 'pytorch_lightning' in sys.modules else 'NO')")
+        for args in (["--help"], ["check", str(Path(__file__).parent / "toy" /
+                                               "regression.yaml")]):
+            out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                                 text=True, check=False).stdout
+            assert out.strip().endswith("NO"), (args, out)
+
+    def test_unknown_command(self) -> None:
+        """An unknown command is a usage error (exit 2)."""
+        assert run_cli("frobnicate").returncode == 2
