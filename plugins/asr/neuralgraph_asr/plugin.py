@@ -1,5 +1,66 @@
-"""Entry point of the ``asr`` plugin: registers its modules, data sources, metrics and commands."""
+"""Entry point of the ``asr`` plugin: registers its modules, data sources, metrics and commands.
+
+It uses only neuralgraph's public API, exactly as a third-party plugin would.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from neuralgraph import hookimpl
+
+
+@hookimpl
+def register_modules(registry: Any) -> None:
+    from neuralgraph_asr.conv import ConvASRDecoder, ConvASRDecoderClassification, ConvASREncoder
+    from neuralgraph_asr.features import (
+        AudioToMelSpectrogramPreprocessor,
+        AudioToMFCCPreprocessor,
+        SpectrogramAugmentation,
+    )
+
+    for cls in (AudioToMelSpectrogramPreprocessor, AudioToMFCCPreprocessor,
+                SpectrogramAugmentation, ConvASREncoder, ConvASRDecoder,
+                ConvASRDecoderClassification):
+        registry.add_module(cls)
+
+
+@hookimpl
+def register_losses(registry: Any) -> None:
+    from neuralgraph_asr.losses import CTCLoss
+
+    registry.add_loss(CTCLoss)
+
+
+@hookimpl
+def register_metrics(registry: Any) -> None:
+    from neuralgraph_asr.metrics import WER
+
+    registry.add_metric(WER)
+
+
+@hookimpl
+def register_data_sources(registry: Any) -> None:
+    from neuralgraph_asr.data import (
+        AudioToBPEDataset,
+        AudioToCharDataset,
+        AudioToClassificationLabelDataset,
+    )
+
+    for cls in (AudioToCharDataset, AudioToBPEDataset, AudioToClassificationLabelDataset):
+        registry.add_data_source(cls)
+
+
+@hookimpl
+def register_commands(registry: Any) -> None:
+    from neuralgraph_asr.commands import (
+        configure_asr,
+        configure_transcribe,
+        run_asr,
+        run_transcribe,
+    )
+
+    registry.add_command("transcribe", configure_transcribe, run_transcribe,
+                         help="text for audio files, from a .ngm ASR archive")
+    registry.add_command("asr", configure_asr, run_asr,
+                         help="ASR tools: train a tokenizer, synthesize a corpus")

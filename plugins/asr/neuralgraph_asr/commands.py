@@ -1,0 +1,57 @@
+"""The ASR plugin's commands: ``neuralgraph transcribe`` and ``neuralgraph asr ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def configure_transcribe(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``neuralgraph transcribe``."""
+    parser.add_argument("--model", required=True, help="a .ngm archive of an ASR graph")
+    parser.add_argument("audio", nargs="+", help="audio files (any rate; read with soundfile)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--decoder", choices=("greedy", "beam"), default="greedy")
+    parser.add_argument("--beam-size", type=int, default=16)
+    parser.add_argument("--lexicon", help="flashlight lexicon file (beam search)")
+    parser.add_argument("--lm", help="KenLM language model file (beam search)")
+    parser.add_argument("--lm-weight", type=float, default=2.0)
+    parser.add_argument("--json", action="store_true", help="one JSON line per file")
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    """Print the transcript of each file: ``PATH<TAB>TEXT`` (or JSON lines)."""
+    from neuralgraph_asr.model import ASRModel
+
+    model = ASRModel.restore_from(args.model)
+    options = {}
+    if args.decoder == "beam":
+        options = {"beam_size": args.beam_size, "lexicon": args.lexicon, "lm": args.lm,
+                   "lm_weight": args.lm_weight}
+    texts = model.transcribe(args.audio, batch_size=args.batch_size, decoder=args.decoder,
+                             **options)
+    for path, text in zip(args.audio, texts):
+        if args.json:
+            print(json.dumps({"audio_filepath": path, "text": text}))
+        else:
+            print(f"{path}\t{text}")
+    return 0
+
+
+def configure_asr(parser: argparse.ArgumentParser) -> None:
+    """``neuralgraph asr tokenizer|synth``."""
+    from neuralgraph_asr.synth import configure_synth_parser, run_synth
+    from neuralgraph_asr.tokenizers import configure_tokenizer_parser, run_tokenizer
+
+    sub = parser.add_subparsers(dest="asr_command", metavar="ASR_COMMAND", required=True)
+    tok = sub.add_parser("tokenizer", help="train a SentencePiece tokenizer on manifests")
+    configure_tokenizer_parser(tok)
+    tok.set_defaults(asr_run=run_tokenizer)
+    synth = sub.add_parser("synth", help="synthesize a multi-speaker English corpus")
+    configure_synth_parser(synth)
+    synth.set_defaults(asr_run=run_synth)
+
+
+def run_asr(args: argparse.Namespace) -> int:
+    """Dispatch to the chosen ``asr`` subcommand."""
+    return int(args.asr_run(args) or 0)

@@ -1,0 +1,545 @@
+"""Audio features and spectrogram augmentation (NeMo 1.x names, parameters and defaults).
+
+``AudioToMelSpectrogramPreprocessor`` reproduces NeMo's ``FilterbankFeatures``: dither (training
+only), pre-emphasis, a centred STFT (hann window of ``n_window_size`` samples, not periodic),
+power spectrum, Slaney mel filterbank (librosa's default, built with torchaudio), log with a zero
+guard, per-feature normalization over the valid frames, frames past the length set to
+``pad_value`` and the time axis padded to a multiple of ``pad_to``. Features are computed in fp32
+even under autocast. The number of frames of an utterance of L samples is
+``floor((L + 2 * (n_fft // 2) - n_fft) / hop) + 1``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+import torchaudio
+from torch import Tensor
+
+import neuralgraph as ng
+from neuralgraph import AxisType, NeuralType
+
+__all__ = [
+    "AudioToMFCCPreprocessor",
+    "AudioToMelSpectrogramPreprocessor",
+    "SpectrogramAugmentation",
+]
+
+NORM_EPS = 1e-5  # NeMo's CONSTANT, added to the standard deviation
+WINDOWS: dict[str | None, Callable[..., Tensor] | None] = {
+    "hann": torch.hann_window,
+    "hamming": torch.hamming_window,
+    "blackman": torch.blackman_window,
+    "bartlett": torch.bartlett_window,
+    "ones": None,
+    "none": None,
+    None: None,
+}
+NORMALIZE_TYPES = ("per_feature", "all_features")
+
+
+def _ambient_device() -> torch.device:
+    """The device new tensors go to here (``meta`` inside ``with torch.device("meta")``)."""
+    return torch.empty(0).device
+
+
+def _samples(sample_rate: int, seconds: float | None, samples: int | None, name: str) -> int:
+    """Window size or stride in samples: ``n_window_*`` when given, else seconds x rate."""
+    if samples is not None:
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples <= 0:
+            raise ValueError(f"n_{name} must be a positive int (got {samples!r})")
+        return samples
+    if seconds is None or seconds <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, or set n_{name}")
+    count = int(seconds * sample_rate)
+    if count <= 0:
+        raise ValueError(f"{name} ({seconds} s) must span at least one sample")
+    return count
+
+
+def _check_sample_rate(sample_rate: int) -> None:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive int (got {sample_rate!r})")
+
+
+def _valid_frames(lengths: Tensor, time: int) -> Tensor:
+    """Boolean (B, T): True on frames before each length."""
+    return torch.arange(time, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def _normalize(x: Tensor, lengths: Tensor, kind: str) -> Tensor:
+    """Zero mean, unit (unbiased) std over the valid frames, per feature or over all features."""
+    valid = _valid_frames(lengths, x.shape[-1]).unsqueeze(1)  # (B, 1, T)
+    x_valid = x.masked_fill(~valid, 0.0)
+    dims = (-1,) if kind == "per_feature" else (-2, -1)
+    count = valid.sum(-1, keepdim=True).to(x.dtype)  # (B, 1, 1)
+    if kind == "all_features":
+        count = count * x.shape[1]
+    mean = x_valid.sum(dims, keepdim=True) / count.clamp(min=1)
+    centred = (x - mean).masked_fill(~valid, 0.0)
+    var = centred.pow(2).sum(dims, keepdim=True) / (count - 1).clamp(min=1)
+    return (x - mean) / (var.sqrt() + NORM_EPS)
+
+
+def _splice(x: Tensor, frame_splicing: int) -> Tensor:
+    """Stack each frame with the next ``frame_splicing - 1`` frames: (B, D, T) -> (B, D*n, T)."""
+    if frame_splicing == 1:
+        return x
+    shifted = [x] + [F.pad(x[..., n:], (0, n)) for n in range(1, frame_splicing)]
+    return torch.cat(shifted, dim=1)
+
+
+class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
+    """Waveforms to log-mel spectrograms, as NeMo's preprocessor of the same name.
+
+    Parameters:
+
+    - ``sample_rate``: audio rate in Hz (the input port requires it).
+    - ``window_size`` / ``window_stride``: STFT window and hop in seconds (0.02 / 0.01);
+      ``n_window_size`` / ``n_window_stride`` give them in samples and take precedence.
+    - ``window``: ``hann``, ``hamming``, ``blackman``, ``bartlett``, ``ones`` or ``none``
+      (symmetric windows, as NeMo).
+    - ``normalize``: ``per_feature``, ``all_features`` or null (none).
+    - ``n_fft``: FFT size; default the next power of two >= the window (512 at 16 kHz).
+    - ``preemph``: pre-emphasis coefficient (null or 0: none).
+    - ``features``: mel bands. ``lowfreq`` / ``highfreq``: filterbank range (highfreq null:
+      sample_rate / 2).
+    - ``log``: take the log, with ``log_zero_guard_type`` ``add`` or ``clamp`` and
+      ``log_zero_guard_value`` (a number, ``tiny`` or ``eps``).
+    - ``dither``: std of the white noise added in training.
+    - ``pad_to``: pad the time axis to a multiple of this (0: no padding), with ``pad_value``.
+    - ``frame_splicing``: stack this many consecutive frames (output D = features x this).
+    - ``mag_power``: power of the magnitude spectrum (2: power spectrum).
+    - ``exact_pad``: reflect-pad (n_fft - hop) / 2 and use an uncentred STFT so that an
+      utterance of L samples gives L // hop frames.
+
+    Ports: ``input_signal`` (B, T) AudioSignal(sample_rate) and ``length`` (B,) samples in;
+    ``processed_signal`` (B, D=features*frame_splicing, T') and ``processed_length`` (B,) out.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        window_size: float | None = 0.02,
+        window_stride: float | None = 0.01,
+        n_window_size: int | None = None,
+        n_window_stride: int | None = None,
+        window: str | None = "hann",
+        normalize: str | None = "per_feature",
+        n_fft: int | None = None,
+        preemph: float | None = 0.97,
+        features: int = 64,
+        lowfreq: float = 0,
+        highfreq: float | None = None,
+        log: bool = True,
+        log_zero_guard_type: str = "add",
+        log_zero_guard_value: float | str = 2**-24,
+        dither: float = 1e-5,
+        pad_to: int = 16,
+        frame_splicing: int = 1,
+        mag_power: float = 2.0,
+        pad_value: float = 0.0,
+        exact_pad: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_sample_rate(sample_rate)
+        self.sample_rate = sample_rate
+        self.win_length = _samples(sample_rate, window_size, n_window_size, "window_size")
+        self.hop_length = _samples(sample_rate, window_stride, n_window_stride, "window_stride")
+        self.n_fft = n_fft or 2 ** math.ceil(math.log2(self.win_length))
+        highfreq = highfreq or sample_rate / 2
+        self._check(window, normalize, features, lowfreq, highfreq, log_zero_guard_type)
+        self._check_more(log_zero_guard_value, dither, pad_to, frame_splicing, mag_power, preemph)
+        self.normalize = normalize if normalize in NORMALIZE_TYPES else None
+        self.preemph = preemph or None
+        self.features = features
+        self.log = bool(log)
+        self.log_zero_guard_type = log_zero_guard_type
+        self.log_zero_guard_value = log_zero_guard_value
+        self.dither = float(dither)
+        self.pad_to = pad_to
+        self.frame_splicing = frame_splicing
+        self.mag_power = float(mag_power)
+        self.pad_value = float(pad_value)
+        self.exact_pad = bool(exact_pad)
+        self._register_constants(window, lowfreq, highfreq)
+
+    def _check(
+        self,
+        window: str | None,
+        normalize: str | None,
+        features: int,
+        lowfreq: float,
+        highfreq: float,
+        guard_type: str,
+    ) -> None:
+        if self.n_fft < self.win_length:
+            raise ValueError(f"n_fft ({self.n_fft}) must be >= the window ({self.win_length})")
+        if window not in WINDOWS:
+            raise ValueError(f"window must be one of {[w for w in WINDOWS if w]} (got {window!r})")
+        if normalize not in (*NORMALIZE_TYPES, None, "none", ""):
+            raise ValueError(f"normalize must be one of {NORMALIZE_TYPES} or null")
+        if isinstance(features, bool) or not isinstance(features, int) or features <= 0:
+            raise ValueError(f"features must be a positive int (got {features!r})")
+        if not 0 <= lowfreq < highfreq <= self.sample_rate / 2:
+            raise ValueError(
+                f"0 <= lowfreq < highfreq <= sample_rate / 2 must hold "
+                f"(got lowfreq={lowfreq}, highfreq={highfreq})"
+            )
+        if guard_type not in ("add", "clamp"):
+            raise ValueError(f"log_zero_guard_type must be 'add' or 'clamp' (got {guard_type!r})")
+
+    @staticmethod
+    def _check_more(
+        guard_value: float | str,
+        dither: float,
+        pad_to: int,
+        frame_splicing: int,
+        mag_power: float,
+        preemph: float | None,
+    ) -> None:
+        if isinstance(guard_value, str) and guard_value not in ("tiny", "eps"):
+            raise ValueError(
+                f"log_zero_guard_value must be a number, 'tiny' or 'eps' (got {guard_value!r})"
+            )
+        if dither < 0:
+            raise ValueError(f"dither must be >= 0 (got {dither})")
+        if isinstance(pad_to, bool) or not isinstance(pad_to, int) or pad_to < 0:
+            raise ValueError(f"pad_to must be an int >= 0 (got {pad_to!r})")
+        if isinstance(frame_splicing, bool) or not isinstance(frame_splicing, int):
+            raise ValueError(f"frame_splicing must be a positive int (got {frame_splicing!r})")
+        if frame_splicing < 1:
+            raise ValueError(f"frame_splicing must be a positive int (got {frame_splicing!r})")
+        if mag_power <= 0:
+            raise ValueError(f"mag_power must be > 0 (got {mag_power})")
+        if preemph is not None and not 0 <= preemph < 1:
+            raise ValueError(f"preemph must be in [0, 1) or null (got {preemph})")
+
+    def _register_constants(self, window: str | None, lowfreq: float, highfreq: float) -> None:
+        """Window and filterbank as non-persistent buffers (computed on CPU, then moved)."""
+        with torch.device("cpu"):
+            window_fn = WINDOWS[window]
+            win = (
+                torch.ones(self.win_length)
+                if window_fn is None
+                else window_fn(self.win_length, periodic=False)
+            )
+            fb = torchaudio.functional.melscale_fbanks(
+                self.n_fft // 2 + 1,
+                float(lowfreq),
+                float(highfreq),
+                self.features,
+                self.sample_rate,
+                norm="slaney",
+                mel_scale="slaney",
+            ).T.contiguous()
+        device = _ambient_device()
+        self.register_buffer("window", win.to(device), persistent=False)
+        self.register_buffer("fb", fb.to(device), persistent=False)
+
+    @property
+    def filter_banks(self) -> Tensor:
+        """Mel filterbank (features, n_fft // 2 + 1)."""
+        return self.fb
+
+    @property
+    def input_types(self) -> dict[str, NeuralType]:
+        return {
+            "input_signal": NeuralType(("B", "T"), ng.AudioSignal(freq=self.sample_rate)),
+            "length": NeuralType(("B",), ng.LengthsType()),
+        }
+
+    @property
+    def output_types(self) -> dict[str, NeuralType]:
+        dim = self.features * self.frame_splicing
+        return {
+            "processed_signal": NeuralType(
+                (AxisType("B"), AxisType("D", dim), AxisType("T")), ng.MelSpectrogramType()
+            ),
+            "processed_length": NeuralType(("B",), ng.LengthsType()),
+        }
+
+    def get_seq_len(self, length: Tensor) -> Tensor:
+        """Frames (B,) long of utterances of ``length`` samples."""
+        if self.exact_pad:
+            pad = (self.n_fft - self.hop_length) // 2 * 2
+        else:
+            pad = self.n_fft // 2 * 2
+        num = length.to(torch.long) + pad - self.n_fft
+        return torch.div(num, self.hop_length, rounding_mode="floor") + 1
+
+    def _guard(self, x: Tensor) -> float:
+        if self.log_zero_guard_value == "tiny":
+            return torch.finfo(x.dtype).tiny
+        if self.log_zero_guard_value == "eps":
+            return torch.finfo(x.dtype).eps
+        return float(self.log_zero_guard_value)
+
+    def _power_spectrum(self, x: Tensor) -> Tensor:
+        """(B, T_samples) fp32 -> |STFT|^mag_power (B, n_fft // 2 + 1, T_frames)."""
+        if self.exact_pad:
+            pad = (self.n_fft - self.hop_length) // 2
+            x = F.pad(x.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+        spec = torch.stft(
+            x,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=self.window.to(dtype=x.dtype),
+            center=not self.exact_pad,
+            pad_mode="reflect",
+            return_complex=True,
+        )
+        if self.mag_power == 2.0:
+            return torch.view_as_real(spec).pow(2).sum(-1)
+        return spec.abs().pow(self.mag_power)
+
+    def _features(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """fp32 waveforms (B, T) -> features (B, D, T') before masking and padding."""
+        if self.training and self.dither > 0:
+            x = x + self.dither * torch.randn_like(x)
+        if self.preemph is not None:
+            x = torch.cat((x[:, :1], x[:, 1:] - self.preemph * x[:, :-1]), dim=1)
+        x = torch.matmul(self.fb.to(x.dtype), self._power_spectrum(x))
+        if self.log:
+            if self.log_zero_guard_type == "add":
+                x = torch.log(x + self._guard(x))
+            else:
+                x = torch.log(torch.clamp(x, min=self._guard(x)))
+        x = _splice(x, self.frame_splicing)
+        if self.normalize is not None:
+            x = _normalize(x, lengths, self.normalize)
+        return x
+
+    @torch.no_grad()
+    def forward(self, input_signal: Tensor, length: Tensor) -> tuple[Tensor, Tensor]:
+        """Waveforms (B, T) and sample counts (B,) -> features (B, D, T') and frames (B,).
+
+        T' = frames of the longest input, rounded up to a multiple of ``pad_to``.
+        """
+        lengths = self.get_seq_len(length.to(input_signal.device))
+        with torch.autocast(device_type=input_signal.device.type, enabled=False):
+            x = self._features(input_signal.float(), lengths)
+            x = x.masked_fill(~_valid_frames(lengths, x.shape[-1]).unsqueeze(1), self.pad_value)
+            if self.pad_to > 0 and x.shape[-1] % self.pad_to:
+                x = F.pad(x, (0, self.pad_to - x.shape[-1] % self.pad_to), value=self.pad_value)
+        return x, lengths
+
+
+class AudioToMFCCPreprocessor(ng.NeuralModule):
+    """Waveforms to MFCCs with ``torchaudio.transforms.MFCC``, as NeMo's preprocessor.
+
+    Parameters:
+
+    - ``sample_rate``, ``window_size``, ``window_stride``, ``n_window_size``,
+      ``n_window_stride``, ``window``, ``n_fft``: as ``AudioToMelSpectrogramPreprocessor``
+      (torchaudio's periodic windows, as NeMo).
+    - ``lowfreq`` / ``highfreq``: mel filterbank range; ``n_mels``: mel bands.
+    - ``n_mfcc``: coefficients kept; ``dct_type`` (2) and ``norm`` (``ortho``) of the DCT.
+    - ``log``: log-mel (True) or decibel-scaled mel spectrogram before the DCT.
+
+    Ports: ``input_signal`` (B, T) AudioSignal(sample_rate) and ``length`` (B,) in;
+    ``processed_signal`` (B, D=n_mfcc, T') and ``processed_length`` (B,) out, with
+    ``T' = floor(L / hop) + 1`` frames for L samples (NeMo reports ceil(L / hop), one frame
+    fewer when L is a multiple of the hop; this is the count the STFT actually produces).
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        window_size: float | None = 0.02,
+        window_stride: float | None = 0.01,
+        n_window_size: int | None = None,
+        n_window_stride: int | None = None,
+        window: str | None = "hann",
+        n_fft: int | None = None,
+        lowfreq: float = 0.0,
+        highfreq: float | None = None,
+        n_mels: int = 64,
+        n_mfcc: int = 64,
+        dct_type: int = 2,
+        norm: str | None = "ortho",
+        log: bool = True,
+    ) -> None:
+        super().__init__()
+        _check_sample_rate(sample_rate)
+        self.sample_rate = sample_rate
+        self.win_length = _samples(sample_rate, window_size, n_window_size, "window_size")
+        self.hop_length = _samples(sample_rate, window_stride, n_window_stride, "window_stride")
+        n_fft = n_fft or 2 ** math.ceil(math.log2(self.win_length))
+        if window not in WINDOWS:
+            raise ValueError(f"window must be one of {[w for w in WINDOWS if w]} (got {window!r})")
+        if not 0 < n_mfcc <= n_mels:
+            raise ValueError(f"0 < n_mfcc <= n_mels must hold (got {n_mfcc} and {n_mels})")
+        if n_fft < self.win_length:
+            raise ValueError(f"n_fft ({n_fft}) must be >= the window ({self.win_length})")
+        self.n_mfcc = n_mfcc
+        melkwargs = {
+            "f_min": float(lowfreq),
+            "f_max": highfreq,
+            "n_mels": n_mels,
+            "n_fft": n_fft,
+            "win_length": self.win_length,
+            "hop_length": self.hop_length,
+            "window_fn": WINDOWS[window] or torch.ones,
+        }
+        with torch.device("cpu"):
+            featurizer = torchaudio.transforms.MFCC(
+                sample_rate=sample_rate,
+                n_mfcc=n_mfcc,
+                dct_type=dct_type,
+                norm=norm,
+                log_mels=log,
+                melkwargs=melkwargs,
+            )
+        self.featurizer = featurizer.to(_ambient_device())
+
+    @property
+    def input_types(self) -> dict[str, NeuralType]:
+        return {
+            "input_signal": NeuralType(("B", "T"), ng.AudioSignal(freq=self.sample_rate)),
+            "length": NeuralType(("B",), ng.LengthsType()),
+        }
+
+    @property
+    def output_types(self) -> dict[str, NeuralType]:
+        return {
+            "processed_signal": NeuralType(
+                (AxisType("B"), AxisType("D", self.n_mfcc), AxisType("T")),
+                ng.MFCCSpectrogramType(),
+            ),
+            "processed_length": NeuralType(("B",), ng.LengthsType()),
+        }
+
+    @torch.no_grad()
+    def forward(self, input_signal: Tensor, length: Tensor) -> tuple[Tensor, Tensor]:
+        """Waveforms (B, T) and sample counts (B,) -> MFCCs (B, n_mfcc, T // hop + 1), frames."""
+        with torch.autocast(device_type=input_signal.device.type, enabled=False):
+            features = self.featurizer(input_signal.float())
+        frames = (
+            torch.div(
+                length.to(input_signal.device, torch.long), self.hop_length, rounding_mode="floor"
+            )
+            + 1
+        )
+        return features, frames
+
+
+class SpectrogramAugmentation(ng.NeuralModule):
+    """SpecAugment (frequency and time masks) and SpecCutout (rectangles), in training only.
+
+    Parameters (NeMo's):
+
+    - ``freq_masks``: frequency bands masked per utterance, each up to ``freq_width`` bins.
+    - ``time_masks``: time spans masked per utterance, each up to ``time_width`` frames; a
+      float ``time_width`` in [0, 1] is a fraction of each utterance's length.
+    - ``rect_masks``: rectangles cut per utterance, up to ``rect_time`` frames x ``rect_freq``
+      bins.
+    - ``mask_value``: the value written (a number, or ``mean``: each utterance's mean).
+
+    Masks cover only each utterance's valid frames; padding is left as it is. Outside training
+    the input is returned unchanged, so the node may be skipped (its output type is its input
+    type).
+
+    Ports: ``input_spec`` (B, D, T) and ``length`` (B,) in; ``augmented_spec`` (B, D, T) out.
+    """
+
+    def __init__(
+        self,
+        freq_masks: int = 0,
+        time_masks: int = 0,
+        freq_width: int = 10,
+        time_width: int | float = 10,
+        rect_masks: int = 0,
+        rect_time: int = 5,
+        rect_freq: int = 20,
+        mask_value: float | str = 0.0,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("freq_masks", freq_masks),
+            ("time_masks", time_masks),
+            ("freq_width", freq_width),
+            ("rect_masks", rect_masks),
+            ("rect_time", rect_time),
+            ("rect_freq", rect_freq),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0 (got {value!r})")
+        self.adaptive_time_width = isinstance(time_width, float)
+        if isinstance(time_width, bool) or not isinstance(time_width, (int, float)):
+            raise ValueError(f"time_width must be an int or a float in [0, 1] (got {time_width!r})")
+        if (self.adaptive_time_width and not 0.0 <= time_width <= 1.0) or time_width < 0:
+            raise ValueError(f"a float time_width must be in [0, 1] (got {time_width})")
+        if isinstance(mask_value, str) and mask_value != "mean":
+            raise ValueError(f"mask_value must be a number or 'mean' (got {mask_value!r})")
+        self.freq_masks, self.freq_width = freq_masks, freq_width
+        self.time_masks, self.time_width = time_masks, time_width
+        self.rect_masks, self.rect_time, self.rect_freq = rect_masks, rect_time, rect_freq
+        self.mask_value = mask_value
+
+    @property
+    def input_types(self) -> dict[str, NeuralType]:
+        return {
+            "input_spec": NeuralType(("B", "D", "T"), ng.SpectrogramType()),
+            "length": NeuralType(("B",), ng.LengthsType()),
+        }
+
+    @property
+    def output_types(self) -> dict[str, NeuralType]:
+        return {"augmented_spec": NeuralType(("B", "D", "T"), ng.SpectrogramType())}
+
+    @staticmethod
+    def _spans(high: Tensor, width: Tensor | int, count: int, size: int) -> Tensor:
+        """Boolean (B, size): union of ``count`` random spans per row.
+
+        Starts are uniform in [0, high], widths in [0, width] (inclusive, as NeMo's randint).
+        """
+        batch = high.shape[0]
+        device = high.device
+        width = torch.as_tensor(width, device=device).expand(batch)
+        start = (torch.rand(batch, count, device=device) * (high[:, None] + 1)).floor()
+        span = (torch.rand(batch, count, device=device) * (width[:, None] + 1)).floor()
+        steps = torch.arange(size, device=device)[None, None, :]
+        inside = (steps >= start[..., None]) & (steps < (start + span)[..., None])
+        return inside.any(dim=1)
+
+    def _mask(self, spec: Tensor, length: Tensor) -> Tensor:
+        """Boolean (B, D, T): the cells to overwrite."""
+        batch, dim, time = spec.shape
+        device = spec.device
+        length = length.to(device=device, dtype=torch.long).clamp(max=time)
+        valid = _valid_frames(length, time)  # (B, T)
+        mask = torch.zeros(batch, dim, time, dtype=torch.bool, device=device)
+        if self.freq_masks:
+            high = torch.full((batch,), max(0, dim - self.freq_width), device=device)
+            bands = self._spans(high, self.freq_width, self.freq_masks, dim)
+            mask |= bands[:, :, None] & valid[:, None, :]
+        if self.time_masks:
+            if self.adaptive_time_width:
+                width = (length.float() * self.time_width).long().clamp(min=1)
+            else:
+                width = torch.full_like(length, int(self.time_width))
+            high = (length - width).clamp(min=1)
+            mask |= (self._spans(high, width, self.time_masks, time) & valid)[:, None, :]
+        for _ in range(self.rect_masks):
+            high_f = torch.full((batch,), max(0, dim - self.rect_freq), device=device)
+            rows = self._spans(high_f, self.rect_freq, 1, dim)
+            cols = self._spans((length - self.rect_time).clamp(min=0), self.rect_time, 1, time)
+            mask |= rows[:, :, None] & (cols & valid)[:, None, :]
+        return mask
+
+    def forward(self, input_spec: Tensor, length: Tensor) -> Tensor:
+        """Spectrograms (B, D, T) and lengths (B,) -> masked spectrograms (B, D, T)."""
+        if not self.training or not (self.freq_masks or self.time_masks or self.rect_masks):
+            return input_spec
+        mask = self._mask(input_spec, length)
+        if self.mask_value == "mean":
+            valid = _valid_frames(length.to(input_spec.device), input_spec.shape[-1])[:, None, :]
+            total = input_spec.masked_fill(~valid, 0.0).sum((1, 2), keepdim=True)
+            count = (valid.sum((1, 2), keepdim=True) * input_spec.shape[1]).clamp(min=1)
+            return torch.where(mask, (total / count).to(input_spec.dtype), input_spec)
+        return input_spec.masked_fill(mask, float(self.mask_value))

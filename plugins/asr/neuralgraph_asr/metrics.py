@@ -1,0 +1,167 @@
+"""Word (and character) error rate of CTC outputs, accumulated as sums over a whole data set."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import neuralgraph as ng
+from neuralgraph import AxisType, NeuralType
+from neuralgraph_asr.decoding import ctc_greedy_decode
+
+__all__ = ["WER", "edit_distance", "text_from_ids", "word_errors"]
+
+log = logging.getLogger(__name__)
+
+
+def text_from_ids(ids: Sequence[int], labels: Sequence[str]) -> str:
+    """Text of token ids under a character vocabulary: the labels joined.
+
+    Ids outside ``labels`` (a blank, padding) are skipped.
+    """
+    count = len(labels)
+    return "".join(labels[i] for i in ids if 0 <= i < count)
+
+
+def edit_distance(hypothesis: Sequence[Any], reference: Sequence[Any]) -> int:
+    """Levenshtein distance between two sequences (of words or characters)."""
+    try:
+        from rapidfuzz.distance import Levenshtein
+    except ImportError:  # rapidfuzz comes with jiwer; keep a pure-Python path regardless
+        return _edit_distance_python(hypothesis, reference)
+    return int(Levenshtein.distance(list(hypothesis), list(reference)))
+
+
+def _edit_distance_python(hypothesis: Sequence[Any], reference: Sequence[Any]) -> int:
+    previous = list(range(len(reference) + 1))
+    for i, h in enumerate(hypothesis, start=1):
+        current = [i]
+        for j, r in enumerate(reference, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (h != r)))
+        previous = current
+    return previous[-1]
+
+
+def word_errors(hypothesis: str, reference: str, use_cer: bool = False) -> tuple[int, int]:
+    """(edit errors, reference length) in words, or in characters when ``use_cer``."""
+    if use_cer:
+        return edit_distance(hypothesis, reference), len(reference)
+    ref_words = reference.split()
+    return edit_distance(hypothesis.split(), ref_words), len(ref_words)
+
+
+class WER(ng.NeuralMetric):
+    """Word error rate of greedy CTC decoding: total edit errors / total reference words.
+
+    Parameters:
+
+    - ``labels``: the character vocabulary (ids map to ``labels[id]``, joined); or
+    - ``tokenizer``: any object with ``ids_to_text(ids)`` or ``decode(ids)`` (word pieces).
+      A ``decode_fn(ids) -> str`` attribute may also be assigned after construction.
+    - ``blank``: the blank's id (default ``len(labels)``; without labels, the last class).
+    - ``use_cer``: count characters instead of words (character error rate).
+    - ``log_prediction``: log the first hypothesis and reference of every update.
+
+    Errors and reference words are summed over updates (and across ranks), so the result over
+    several batches is the ratio of sums, not the mean of per-batch rates. ``compute()`` returns
+    a float tensor.
+
+    Ports: ``predictions`` (B, T, D) log-probabilities, ``predictions_lengths`` (B,),
+    ``targets`` (B, S) label ids, ``target_lengths`` (B,).
+    """
+
+    full_state_update = False
+    is_differentiable = False
+    higher_is_better = False
+
+    def __init__(
+        self,
+        labels: Sequence[str] | None = None,
+        blank: int | None = None,
+        use_cer: bool = False,
+        log_prediction: bool = False,
+        tokenizer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if labels is not None and tokenizer is not None:
+            raise ValueError("give either labels or tokenizer, not both")
+        self.labels = list(labels) if labels is not None else None
+        if blank is None and self.labels is not None:
+            blank = len(self.labels)
+        if blank is not None and (isinstance(blank, bool) or not isinstance(blank, int)):
+            raise ValueError(f"blank must be an int or None (got {blank!r})")
+        self.blank = blank
+        self.use_cer = bool(use_cer)
+        self.log_prediction = bool(log_prediction)
+        self.decode_fn: Callable[[Sequence[int]], str] | None = self._decoder_of(tokenizer)
+        self.add_state("errors", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("words", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    @staticmethod
+    def _decoder_of(tokenizer: Any) -> Callable[[Sequence[int]], str] | None:
+        if tokenizer is None:
+            return None
+        for name in ("ids_to_text", "decode"):
+            method = getattr(tokenizer, name, None)
+            if callable(method):
+                return method
+        raise ValueError("tokenizer must have an ids_to_text(ids) or decode(ids) method")
+
+    @property
+    def input_types(self) -> dict[str, NeuralType]:
+        vocab = len(self.labels) if self.labels else None
+        classes = AxisType("D", vocab + 1) if vocab else AxisType("D")
+        return {
+            "predictions": NeuralType((AxisType("B"), AxisType("T"), classes), ng.LogprobsType()),
+            "predictions_lengths": NeuralType(("B",), ng.LengthsType()),
+            "targets": NeuralType(("B", "T"), ng.LabelsType(vocab_size=vocab)),
+            "target_lengths": NeuralType(("B",), ng.LengthsType()),
+        }
+
+    def ids_to_text(self, ids: Sequence[int]) -> str:
+        """Text of token ids, via ``decode_fn`` if set, else the labels."""
+        if self.decode_fn is not None:
+            return self.decode_fn(list(ids))
+        if self.labels is None:
+            raise ValueError("WER needs labels, a tokenizer or a decode_fn to turn ids into text")
+        return text_from_ids(ids, self.labels)
+
+    def update(
+        self,
+        predictions: Tensor,
+        predictions_lengths: Tensor,
+        targets: Tensor,
+        target_lengths: Tensor,
+    ) -> None:
+        """Decode a batch greedily and add its errors and reference words."""
+        blank = self.blank if self.blank is not None else predictions.shape[-1] - 1
+        hypotheses = [
+            self.ids_to_text(ids)
+            for ids in ctc_greedy_decode(predictions.detach(), predictions_lengths, blank)
+        ]
+        target_rows = targets.detach().long().cpu().tolist()
+        lengths = target_lengths.detach().long().cpu().tolist()
+        references = [self.ids_to_text(row[:n]) for row, n in zip(target_rows, lengths)]
+        errors = words = 0
+        for hypothesis, reference in zip(hypotheses, references):
+            e, w = word_errors(hypothesis, reference, self.use_cer)
+            errors, words = errors + e, words + w
+        if self.log_prediction and references:
+            log.info("reference: %s", references[0])
+            log.info("predicted: %s", hypotheses[0])
+        self.errors += errors
+        self.words += words
+
+    def compute(self) -> Tensor:
+        """Errors / reference words over everything seen since the last reset.
+
+        0 when nothing was counted; infinity for errors against empty references only.
+        """
+        errors, words = self.errors.double(), self.words.double()
+        empty = torch.where(errors > 0, torch.full_like(errors, float("inf")), errors)
+        return torch.where(words > 0, errors / words.clamp(min=1), empty).float()

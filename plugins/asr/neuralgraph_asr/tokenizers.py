@@ -1,0 +1,318 @@
+"""Text ↔ token ids for ASR targets: character labels and SentencePiece (BPE / unigram) models.
+
+* :class:`CharTokenizer` maps each character of a transcript to its index in ``labels`` (NeMo's
+  character ``labels`` list; the CTC blank is not a label).
+* :class:`SentencePieceTokenizer` wraps a trained SentencePiece ``.model`` file; it pickles as the
+  model's bytes, so datasets holding one work with ``num_workers > 0``.
+* :func:`train_sentencepiece` trains a tokenizer on the transcripts of NeMo manifests, as NeMo's
+  ``process_asr_text_tokenizer.py`` does (no BOS/EOS/PAD pieces; ``<unk>`` is id 0).
+* :func:`configure_tokenizer_parser` / :func:`run_tokenizer` are the ``neuralgraph asr tokenizer``
+  command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import unicodedata
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from neuralgraph import UserError
+
+__all__ = [
+    "CharTokenizer",
+    "SentencePieceTokenizer",
+    "configure_tokenizer_parser",
+    "normalize_transcript",
+    "run_tokenizer",
+    "train_sentencepiece",
+]
+
+_QUOTES = {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'"}
+
+
+class _PunctuationTable(dict[int, "str | None"]):
+    """A ``str.translate`` table filled on demand, one character at a time.
+
+    Punctuation not kept is dropped, dashes become spaces, curly apostrophes straight ones.
+    """
+
+    def __init__(self, keep: frozenset[str]) -> None:
+        super().__init__()
+        self.keep = keep
+
+    def __missing__(self, code: int) -> str | None:
+        ch = _QUOTES.get(chr(code), chr(code))
+        category = unicodedata.category(ch)
+        if ch not in self.keep and category.startswith("P"):
+            ch = " " if category == "Pd" else None
+        self[code] = ch
+        return ch
+
+
+@functools.lru_cache(maxsize=32)
+def _punctuation_table(keep: frozenset[str]) -> _PunctuationTable:
+    return _PunctuationTable(keep)
+
+
+def normalize_transcript(text: str, keep: Iterable[str] = (), *, lowercase: bool = True) -> str:
+    """Normalize a transcript: NFC, curly apostrophes to ``'``, lowercase, punctuation removed.
+
+    Punctuation (Unicode category ``P*``) that is not in ``keep`` is dropped, dashes become spaces
+    ("well-known" → "well known"), and runs of whitespace become one space. Other characters
+    (digits, symbols, accented letters) are kept: whether they are allowed is the vocabulary's
+    business (see ``validate_manifest``).
+    """
+    text = unicodedata.normalize("NFC", text)
+    if lowercase:
+        text = text.lower()
+    return " ".join(text.translate(_punctuation_table(frozenset(keep))).split())
+
+
+class CharTokenizer:
+    """Characters to indices of ``labels`` and back (NeMo's character parser).
+
+    Args:
+        labels: the vocabulary, one character per label (the CTC blank is not part of it).
+        normalize: whether :meth:`normalize` lowercases (unless a label is upper case) and drops
+            punctuation that is not a label.
+    """
+
+    def __init__(self, labels: Sequence[str], *, normalize: bool = True) -> None:
+        labels = list(labels)
+        if not labels:
+            raise ValueError("labels must be a non-empty list of characters")
+        bad = [label for label in labels if not isinstance(label, str) or len(label) != 1]
+        if bad:
+            raise ValueError(f"labels must be single characters (got {bad[0]!r})")
+        if len(set(labels)) != len(labels):
+            dup = next(label for label in labels if labels.count(label) > 1)
+            raise ValueError(f"labels must be unique (got {dup!r} twice)")
+        self.labels = labels
+        self.normalize_text = normalize
+        self._index = {label: i for i, label in enumerate(labels)}
+        self._lowercase = all(label == label.lower() for label in labels)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of labels."""
+        return len(self.labels)
+
+    def normalize(self, text: str) -> str:
+        """The transcript as it is tokenized (unchanged when ``normalize`` is off)."""
+        if not self.normalize_text:
+            return text
+        return normalize_transcript(text, self.labels, lowercase=self._lowercase)
+
+    def oov_characters(self, text: str) -> list[str]:
+        """Characters of the normalized ``text`` that are not labels, sorted."""
+        return sorted(set(self.normalize(text)) - self._index.keys())
+
+    def text_to_ids(self, text: str) -> list[int]:
+        """Label indices of the normalized ``text``; characters that are not labels are skipped."""
+        return [self._index[ch] for ch in self.normalize(text) if ch in self._index]
+
+    def ids_to_text(self, ids: Iterable[int]) -> str:
+        """The characters of label indices (each in ``[0, vocab_size)``)."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if not 0 <= i < len(self.labels):
+                raise ValueError(f"label id must be in [0, {len(self.labels)}) (got {i})")
+            out.append(self.labels[i])
+        return "".join(out)
+
+
+class SentencePieceTokenizer:
+    """A SentencePiece model (``tokenizer.model``): text to piece ids and back.
+
+    Args:
+        model_path: the ``.model`` file written by :func:`train_sentencepiece` (or NeMo's
+            tokenizer scripts: ``tokenizer_dir/tokenizer.model``).
+        normalize: whether :meth:`normalize` lowercases and drops punctuation other than ``'``
+            (what :func:`train_sentencepiece` does to its training text by default).
+
+    Raises:
+        ValueError: the file does not exist or is not a SentencePiece model.
+    """
+
+    def __init__(self, model_path: str | Path, *, normalize: bool = True) -> None:
+        path = Path(model_path).expanduser()
+        if not path.is_file():
+            raise ValueError(f"tokenizer_model file not found: {path}")
+        self.model_path = str(path)
+        self.normalize_text = normalize
+        self._proto = path.read_bytes()
+        self._sp = self._load(self._proto, self.model_path)
+
+    @staticmethod
+    def _load(proto: bytes, where: str) -> Any:
+        import sentencepiece as spm
+
+        sp = spm.SentencePieceProcessor()
+        try:
+            sp.LoadFromSerializedProto(proto)
+        except (RuntimeError, OSError) as err:
+            message = f"tokenizer_model is not a SentencePiece model: {where} ({err})"
+            raise ValueError(message) from None
+        return sp
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_sp"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._sp = self._load(self._proto, self.model_path)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of pieces (``<unk>`` included)."""
+        return int(self._sp.GetPieceSize())
+
+    @property
+    def unk_id(self) -> int:
+        """Id of ``<unk>``, given to text the model cannot cover."""
+        return int(self._sp.unk_id())
+
+    @property
+    def tokens(self) -> list[str]:
+        """All pieces in id order."""
+        return [self._sp.IdToPiece(i) for i in range(self.vocab_size)]
+
+    def normalize(self, text: str) -> str:
+        """The transcript as it is tokenized (unchanged when ``normalize`` is off)."""
+        return normalize_transcript(text, ("'",)) if self.normalize_text else text
+
+    def text_to_tokens(self, text: str) -> list[str]:
+        """Pieces of the normalized ``text``."""
+        return list(self._sp.EncodeAsPieces(self.normalize(text)))
+
+    def text_to_ids(self, text: str) -> list[int]:
+        """Piece ids of the normalized ``text``."""
+        return list(self._sp.EncodeAsIds(self.normalize(text)))
+
+    def ids_to_text(self, ids: Iterable[int]) -> str:
+        """Text of piece ids (each in ``[0, vocab_size)``)."""
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
+        if bad:
+            raise ValueError(f"piece id must be in [0, {self.vocab_size}) (got {bad[0]})")
+        return str(self._sp.DecodeIds(ids))
+
+
+def train_sentencepiece(
+    manifests: Sequence[str | Path],
+    out_dir: str | Path,
+    vocab_size: int,
+    model_type: str = "bpe",
+    character_coverage: float = 1.0,
+    *,
+    normalize: bool = True,
+) -> Path:
+    """Train a SentencePiece tokenizer on the ``text`` of NeMo manifests.
+
+    Writes ``out_dir/train_text.txt`` (one normalized transcript a line),
+    ``out_dir/tokenizer.model`` and ``out_dir/vocab.txt`` (one piece a line, in id order);
+    ``<unk>`` is id 0 and there are no BOS/EOS/PAD pieces, as in NeMo's ASR tokenizers.
+
+    Returns:
+        The path of ``tokenizer.model``.
+
+    Raises:
+        UserError: a manifest is missing or malformed, there is no text, or ``vocab_size`` is more
+            than the text can give (SentencePiece's message says the largest size possible).
+    """
+    from neuralgraph_asr.manifest import read_manifest
+
+    if model_type not in ("bpe", "unigram"):
+        raise UserError(f"tokenizer type must be 'bpe' or 'unigram' (got {model_type!r})")
+    if vocab_size < 2:
+        raise UserError(f"vocab size must be at least 2 (got {vocab_size})")
+    if not 0.0 < character_coverage <= 1.0:
+        raise UserError(f"character coverage must be in (0, 1] (got {character_coverage})")
+    if not manifests:
+        raise UserError("at least one manifest is needed to train a tokenizer")
+    lines = []
+    for manifest in manifests:
+        entries, _ = read_manifest(manifest)
+        for entry in entries:
+            text = normalize_transcript(entry.text, ("'",)) if normalize else entry.text.strip()
+            if text:
+                lines.append(text)
+    if not lines:
+        names = ", ".join(map(str, manifests))
+        raise UserError(f"no transcripts to train a tokenizer on in {names}")
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    text_file = out / "train_text.txt"
+    text_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _train(text_file, out / "tokenizer", vocab_size, model_type, character_coverage)
+    model = out / "tokenizer.model"
+    (out / "tokenizer.vocab").unlink(missing_ok=True)
+    tokens = SentencePieceTokenizer(model, normalize=False).tokens
+    (out / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    return model
+
+
+def _train(
+    text_file: Path, prefix: Path, vocab_size: int, model_type: str, character_coverage: float
+) -> None:
+    import sentencepiece as spm
+
+    try:
+        spm.SentencePieceTrainer.Train(
+            input=str(text_file),
+            model_prefix=str(prefix),
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=character_coverage,
+            unk_id=0,
+            bos_id=-1,
+            eos_id=-1,
+            pad_id=-1,
+            num_threads=2,
+            minloglevel=2,
+        )
+    except RuntimeError as err:
+        reason = str(err).rsplit("] ", 1)[-1]  # drop "INTERNAL: src/file.cc(744) [(check)]"
+        raise UserError(f"SentencePiece training failed: {reason}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# `neuralgraph asr tokenizer`
+# ---------------------------------------------------------------------------------------------
+
+
+def configure_tokenizer_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``neuralgraph asr tokenizer`` to ``parser``."""
+    parser.description = "Train a SentencePiece tokenizer on the transcripts of NeMo manifests."
+    parser.add_argument("--manifest", action="append", required=True, metavar="M.json",
+                        help="a JSON-lines manifest with a 'text' key (repeat for more)")
+    parser.add_argument("--vocab-size", type=int, required=True, help="number of pieces")
+    parser.add_argument("--type", choices=("bpe", "unigram"), default="bpe",
+                        help="SentencePiece model type (default: bpe)")
+    parser.add_argument("--character-coverage", type=float, default=1.0,
+                        help="fraction of characters the model covers (default: 1.0)")
+    parser.add_argument("--no-normalize", action="store_true",
+                        help="train on the text as written (no lowercasing or punctuation removal)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="folder for tokenizer.model, vocab.txt and train_text.txt")
+
+
+def run_tokenizer(args: argparse.Namespace) -> int:
+    """Run ``neuralgraph asr tokenizer``; mistakes in the input raise ``UserError``."""
+    model = train_sentencepiece(
+        args.manifest,
+        args.out,
+        args.vocab_size,
+        model_type=args.type,
+        character_coverage=args.character_coverage,
+        normalize=not args.no_normalize,
+    )
+    vocab = SentencePieceTokenizer(model).vocab_size
+    print(f"wrote {model} ({args.type}, {vocab} pieces)")
+    return 0

@@ -1,0 +1,148 @@
+"""Tests of the character and SentencePiece tokenizers and of tokenizer training."""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+
+import pytest
+
+from neuralgraph import UserError
+from neuralgraph_asr.tokenizers import (
+    CharTokenizer,
+    SentencePieceTokenizer,
+    configure_tokenizer_parser,
+    normalize_transcript,
+    run_tokenizer,
+    train_sentencepiece,
+)
+
+
+class TestNormalizeTranscript:
+    def test_punctuation_case_and_spaces(self):
+        """Lowercase, punctuation dropped, dashes to spaces, whitespace collapsed."""
+        assert normalize_transcript("  Well-known,\tMr. SMITH!  ") == "well known mr smith"
+
+    def test_keep_and_curly_apostrophe(self):
+        """Kept characters survive; a curly apostrophe becomes a straight one."""
+        assert normalize_transcript("Don\u2019t stop.", keep="'") == "don't stop"
+        assert normalize_transcript("Don't stop.") == "dont stop"
+
+    def test_digits_and_symbols_stay(self):
+        """Digits and symbols are left for the vocabulary check to judge."""
+        assert normalize_transcript("3 + 4 = 7", lowercase=False) == "3 + 4 = 7"
+
+
+class TestCharTokenizer:
+    def test_round_trip(self, char_labels):
+        """Normalized text maps to label indices and back."""
+        tok = CharTokenizer(char_labels)
+        ids = tok.text_to_ids("It's OK.")
+        assert ids == [9, 20, 27, 19, 0, 15, 11]
+        assert tok.ids_to_text(ids) == "it's ok"
+        assert tok.vocab_size == 28
+
+    def test_unknown_characters_are_skipped(self, char_labels):
+        """Characters outside the labels are dropped by text_to_ids and listed by oov."""
+        tok = CharTokenizer(char_labels)
+        assert tok.ids_to_text(tok.text_to_ids("route 66")) == "route "
+        assert tok.oov_characters("route 66 é") == ["6", "é"]
+
+    def test_upper_case_labels_are_not_lowercased(self):
+        """When a label is upper case, normalization keeps case."""
+        tok = CharTokenizer(["A", "b", " "])
+        assert tok.normalize("Ab, AB") == "Ab AB"
+
+    def test_without_normalization(self, char_labels):
+        """normalize=False tokenizes the text as written."""
+        tok = CharTokenizer(char_labels, normalize=False)
+        assert tok.normalize("A, b") == "A, b"
+        assert tok.oov_characters("A, b") == [",", "A"]
+
+    @pytest.mark.parametrize(("labels", "message"), [
+        ([], "non-empty"), (["ab"], "single characters"), (["a", "a"], "unique")])
+    def test_bad_labels(self, labels, message):
+        """Labels must be a non-empty list of unique single characters."""
+        with pytest.raises(ValueError, match=message):
+            CharTokenizer(labels)
+
+    def test_ids_out_of_range(self, char_labels):
+        """An id that is not a label index (e.g. the blank) is a ValueError."""
+        with pytest.raises(ValueError, match=r"in \[0, 28\)"):
+            CharTokenizer(char_labels).ids_to_text([28])
+
+
+class TestTrainSentencePiece:
+    def test_files_written(self, bpe_model):
+        """Training writes tokenizer.model, vocab.txt and the normalized training text."""
+        folder = bpe_model.parent
+        assert bpe_model.name == "tokenizer.model" and bpe_model.is_file()
+        vocab = (folder / "vocab.txt").read_text().splitlines()
+        assert len(vocab) == 40 and vocab[0] == "<unk>"
+        text = (folder / "train_text.txt").read_text().splitlines()
+        assert "it's a lovely day isn't it" in text and len(text) == 11
+
+    def test_round_trip(self, bpe_model):
+        """Text encodes to piece ids within the vocabulary and decodes back."""
+        tok = SentencePieceTokenizer(bpe_model)
+        text = "He was not an ill-disposed young man."
+        ids = tok.text_to_ids(text)
+        assert all(0 <= i < tok.vocab_size for i in ids) and tok.unk_id == 0
+        assert tok.ids_to_text(ids) == "he was not an ill disposed young man"
+        assert "".join(tok.text_to_tokens("stop")).replace("\u2581", "") == "stop"
+        assert len(tok.tokens) == tok.vocab_size == 40
+
+    def test_unigram(self, corpus, tmp_path):
+        """A unigram model trains on the same kind of input."""
+        model = train_sentencepiece([corpus.manifest], tmp_path, 30, model_type="unigram")
+        tok = SentencePieceTokenizer(model)
+        assert tok.ids_to_text(tok.text_to_ids("seven of clubs")) == "seven of clubs"
+
+    def test_pickles(self, bpe_model):
+        """A tokenizer pickles (for DataLoader workers) and still encodes after."""
+        tok = pickle.loads(pickle.dumps(SentencePieceTokenizer(bpe_model)))
+        assert tok.ids_to_text(tok.text_to_ids("go forward")) == "go forward"
+
+    def test_vocab_too_large(self, corpus, tmp_path):
+        """A vocabulary larger than the text allows is a UserError with SentencePiece's hint."""
+        hint = r"failed: Vocabulary size too high \(5000\)\. Please set it to a value <= \d+"
+        with pytest.raises(UserError, match=hint):
+            train_sentencepiece([corpus.manifest], tmp_path, 5000)
+
+    def test_bad_arguments(self, corpus, tmp_path, write_manifest):
+        """Unknown type, no manifest or no text at all are UserErrors."""
+        with pytest.raises(UserError, match="'bpe' or 'unigram'"):
+            train_sentencepiece([corpus.manifest], tmp_path, 30, model_type="wpe")
+        with pytest.raises(UserError, match="at least one manifest"):
+            train_sentencepiece([], tmp_path, 30)
+        empty = write_manifest(tmp_path / "e.json", [{"audio_filepath": "a.wav", "duration": 1}])
+        with pytest.raises(UserError, match="no transcripts"):
+            train_sentencepiece([empty], tmp_path, 30)
+
+    def test_missing_or_corrupt_model(self, tmp_path):
+        """A missing or corrupt model file is a ValueError naming it."""
+        with pytest.raises(ValueError, match="tokenizer_model file not found"):
+            SentencePieceTokenizer(tmp_path / "none.model")
+        bad = tmp_path / "bad.model"
+        bad.write_bytes(b"not a model")
+        with pytest.raises(ValueError, match="not a SentencePiece model"):
+            SentencePieceTokenizer(bad)
+
+
+class TestTokenizerCommand:
+    def test_cli(self, corpus, tmp_path, capsys):
+        """`asr tokenizer --manifest M --vocab-size N --type bpe --out DIR` trains a model."""
+        parser = argparse.ArgumentParser()
+        configure_tokenizer_parser(parser)
+        args = parser.parse_args(["--manifest", str(corpus.manifest), "--vocab-size", "32",
+                                  "--type", "bpe", "--out", str(tmp_path / "tok")])
+        assert run_tokenizer(args) == 0
+        assert (tmp_path / "tok" / "tokenizer.model").is_file()
+        assert "32 pieces" in capsys.readouterr().out
+
+    def test_cli_requires_manifest(self):
+        """The parser refuses a call without --manifest."""
+        parser = argparse.ArgumentParser()
+        configure_tokenizer_parser(parser)
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--vocab-size", "32", "--out", "x"])
