@@ -1,1 +1,1 @@
-"""neuralgraph's ASR plugin: QuartzNet/Jasper CTC speech recognition, NeMo 1.x names and defaults."""
+"""neuralgraph's ASR plugin: QuartzNet/Jasper CTC speech recognition (NeMo 1.x names)."""
