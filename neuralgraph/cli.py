@@ -102,7 +102,8 @@ def _run_plugins(args: argparse.Namespace) -> int:
         dist = f"{info.distribution} {info.version}" if info.distribution else info.module
         if not info.available:
             print(f"{info.name:<10} {dist:<24} UNAVAILABLE: {info.error}")
-            print(f"{'':<10} fix: {info.fix}")
+            if info.fix:
+                print(f"{'':<10} fix: {info.fix}")
             continue
         contributed = registry.by_plugin(info.name)
         summary = ", ".join(f"{len(v)} {k.replace('_', ' ')}{'s' if len(v) != 1 else ''}"

@@ -1,8 +1,10 @@
 """``neuralgraph export``: the inference path of an archive as ONNX or TorchScript.
 
-The exported function takes the data source's inference ports (``inference_ports`` on the data
-source class, else every data port) and returns the outputs that nothing downstream consumes in
-eval mode (for ASR: log-probs and their lengths).
+The exported function starts at the data source's inference ports (``inference_ports`` on the
+data source class, else every data port) and returns the outputs that nothing downstream
+consumes in eval mode (for ASR: log-probs and their lengths). Nodes whose class sets
+``exportable = False`` (feature extraction with an STFT, as in NeMo) stay outside: the export
+then takes their outputs as its inputs.
 """
 
 from __future__ import annotations
@@ -25,39 +27,61 @@ class ExportWrapper(nn.Module):
 
     def __init__(self, model: GraphModel, inputs: Sequence[str], outputs: Sequence[str]) -> None:
         super().__init__()
-        self.model = model
+        self.nodes = model.nodes  # the parameters; the model itself is no submodule
+        object.__setattr__(self, "_run", model.run)
         self.inputs = list(inputs)
         self.outputs = list(outputs)
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        env = self.model.run(dict(zip(self.inputs, tensors)))
+        env = self._run(dict(zip(self.inputs, tensors)))
         return tuple(env[key] for key in self.outputs)
 
 
-def default_io(model: GraphModel) -> tuple[list[str], list[str]]:
-    """Inference inputs (data ports) and the sink outputs they reach in eval mode."""
+def data_inputs(model: GraphModel) -> list[str]:
+    """The data ports inference starts from."""
     if model.plan.data is None:
         raise UserError("export needs a data source to know the model's inputs")
     ports = getattr(model.plan.data.cls, "inference_ports", None) or list(
         model.plan.data.output_types)
-    inputs = [f"data.{p}" for p in ports]
-    return inputs, model.sinks(inputs)
+    return [f"data.{p}" for p in ports]
+
+
+def export_boundary(model: GraphModel) -> list[str]:
+    """Export inputs: the data ports, or the outputs of non-exportable nodes fed by them."""
+    inputs = data_inputs(model)
+    known = set(inputs)
+    outside: set[str] = set()
+    boundary: list[str] = []
+    for name, node in model.plan.nodes.items():  # topological order
+        if getattr(node.cls, "exportable", True) or not set(node.inputs.values()) <= known:
+            continue
+        outside.add(name)
+        outputs = [f"{name}.{port}" for port in node.output_types]
+        known.update(outputs)
+        boundary.extend(outputs)
+    needed = {src for name, node in model.plan.nodes.items() if name not in outside
+              for src in node.inputs.values()}
+    return [key for key in inputs if key in needed] + boundary
 
 
 def example_inputs(model: GraphModel, inputs: Sequence[str]) -> tuple[torch.Tensor, ...]:
-    """Example tensors for tracing: the data source's ``example_batch`` if it has one."""
+    """Example tensors for tracing: the data source's ``example_batch`` run up to ``inputs``."""
     source = model.data_source
     maker = getattr(source, "example_batch", None)
     if maker is None:
         raise UserError(f"{type(source).__name__} gives no example_batch() to export with")
     batch = maker()
-    return tuple(batch[key.partition(".")[2]] for key in inputs)
+    with torch.no_grad():
+        env = model.eval().run({f"data.{k}": v for k, v in batch.items()
+                                if f"data.{k}" in data_inputs(model)})
+    return tuple(env[key] for key in inputs)
 
 
 def export(archive: str | Path, fmt: str, output: str | Path | None = None) -> Path:
     """Export ``archive`` to ``fmt`` ("onnx" or "torchscript"); returns the written file."""
     model = GraphModel.restore_from(archive)
-    inputs, outputs = default_io(model)
+    inputs = export_boundary(model)
+    outputs = model.sinks(inputs)
     wrapper = ExportWrapper(model, inputs, outputs).eval()
     args = example_inputs(model, inputs)
     suffix = {"onnx": ".onnx", "torchscript": ".ts"}[fmt]

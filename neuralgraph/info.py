@@ -79,8 +79,8 @@ def describe(name: str, param_args: Sequence[str] = ()) -> str:
             raise UserError(f"parameters are key=value (got {text!r})")
         params[key] = yaml.safe_load(value)
     kind = entry.kind.replace("_", " ")
-    doc = inspect.getdoc(entry.obj if entry.kind != "command" else entry.obj[1]) or \
-        entry.help or "(no docstring)"
+    doc = inspect.cleandoc(getattr(entry.obj if entry.kind != "command" else entry.obj[1],
+                                   "__doc__", None) or "") or entry.help or "(no docstring)"
     lines = [f"{entry.qualified} — {kind} from plugin '{entry.plugin}'", "", doc, ""]
     if entry.kind == "command":
         return "\n".join(lines)

@@ -38,10 +38,13 @@ class NeuralModule(nn.Module):
       into ``.ngm`` archives and the parameter is pointed at the extracted copy on restore.
     * ``unsupported_precisions``: Lightning precision strings this module cannot run under, as
       ``{"bf16-mixed": "reason"}``; ``check`` reports them before training.
+    * ``exportable``: False for a node that ``neuralgraph export`` leaves outside the exported
+      model (feature extraction, as NeMo does); the export then starts at its outputs.
     """
 
     artifacts: ClassVar[tuple[str, ...]] = ()
     unsupported_precisions: ClassVar[Mapping[str, str]] = {}
+    exportable: ClassVar[bool] = True
 
     @property
     def input_types(self) -> dict[str, NeuralType]:

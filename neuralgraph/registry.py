@@ -9,6 +9,7 @@ neuralgraph's own ``pyproject.toml``. Extra plugin modules can be named in the e
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import os
 import sys
@@ -193,18 +194,24 @@ class Registry:
 
     # --- plugin loading ----------------------------------------------------------------------
 
-    def register_plugin(self, plugin: object, name: str, info: PluginInfo | None = None) -> None:
-        """Run ``plugin``'s hook implementations, recording what it adds under ``name``."""
+    def register_plugin(self, plugin: object, name: str, info: PluginInfo | None = None,
+                        fix: Callable[[ImportError], str] | None = None) -> None:
+        """Run ``plugin``'s hook implementations, recording what it adds under ``name``.
+
+        ``fix(exc)`` words the ``pip install`` for an ImportError raised by a hook.
+        """
         pm = _plugin_manager()
         if name in self.plugins and self.plugins[name].available:
             raise UserError(f"two plugins are named '{name}': {self.plugins[name].module} "
                             f"and {getattr(plugin, '__name__', plugin)!r}")
-        pm.register(plugin, name=f"{name}:{id(self)}")
+        key = f"{name}:{id(self)}"
         try:
+            pm.register(plugin, name=key)
             pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            pm.unregister(name=f"{name}:{id(self)}")
-            raise UserError(f"plugin '{name}' implements an unknown hook: {exc}") from None
+            if pm.get_plugin(key) is not None:
+                pm.unregister(name=key)
+            raise UserError(f"plugin '{name}' has an invalid hook: {exc}") from None
         self.plugins[name] = info or PluginInfo(name, getattr(plugin, "__name__", repr(plugin)))
         self._current = name
         try:
@@ -219,10 +226,11 @@ class Registry:
             info = self.plugins[name]
             info.error = f"{type(exc).__name__}: {exc}"
             if isinstance(exc, ImportError) and info.fix is None:
-                info.fix = f"pip install {(exc.name or str(exc)).split('.')[0]}"
+                info.fix = (fix(exc) if fix is not None
+                            else f"pip install {(exc.name or str(exc)).split('.')[0]}")
         finally:
             self._current = "user"
-            pm.unregister(name=f"{name}:{id(self)}")
+            pm.unregister(name=key)
 
     def _forget(self, plugin: str) -> None:
         """Remove everything ``plugin`` registered (it failed half-way)."""
@@ -301,7 +309,11 @@ def _load(registry: Registry) -> Registry:
             info.fix = _fix_for(ep, exc)
             registry.plugins[ep.name] = info
             continue
-        registry.register_plugin(plugin, ep.name, info)
+        except Exception as exc:  # a broken plugin must not break every command
+            info.error = f"{type(exc).__name__}: {exc}"
+            registry.plugins[ep.name] = info
+            continue
+        registry.register_plugin(plugin, ep.name, info, fix=functools.partial(_fix_for, ep))
     for path in filter(None, os.environ.get("NEURALGRAPH_PLUGINS", "").split(",")):
         path = path.strip()
         try:

@@ -6,9 +6,11 @@ A run lives in ``EXP_DIR/NAME/VERSION/``: ``graph.yaml`` (the resolved graph), T
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -113,9 +115,28 @@ def _trainer_kwargs(graph: Graph, directory: Path) -> dict[str, Any]:
     return kwargs
 
 
+class _NoAdverts(logging.Filter):
+    """Lightning logs advertisements for its cloud products; they are not our users' news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in str(record.msg)
+
+
+def quiet_lightning() -> None:
+    """Drop Lightning's adverts and its own deprecation noise from the run's log."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).addFilter(_NoAdverts())
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(_NoAdverts())
+    warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
+
+
 def fit(graph: Graph, directory: Path, ckpt: Path | None) -> Path:
     """Build the model and run Lightning's fit; write the archive on rank 0."""
     import pytorch_lightning as pl
+
+    quiet_lightning()
 
     from neuralgraph.model import GraphModel
 

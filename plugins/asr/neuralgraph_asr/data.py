@@ -457,6 +457,16 @@ class _AudioDataSource(ng.DataSource):
     target_key: ClassVar[str] = "transcripts"
     target_length_key: ClassVar[str] = "transcript_length"
     manifest_target: ClassVar[str] = "text"
+    inference_ports: ClassVar[tuple[str, ...]] = ("audio_signal", "audio_length")
+
+    def example_batch(self, batch: int = 2, seconds: float = 1.0) -> dict[str, torch.Tensor]:
+        """Random audio for tracing an export: ``audio_signal`` (B, T), ``audio_length`` (B,)."""
+        samples = int(seconds * self.sample_rate)
+        generator = torch.Generator().manual_seed(0)
+        return {
+            "audio_signal": 0.1 * torch.randn(batch, samples, generator=generator),
+            "audio_length": torch.full((batch,), samples, dtype=torch.long),
+        }
 
     def __init__(
         self,

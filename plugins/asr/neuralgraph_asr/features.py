@@ -120,6 +120,8 @@ class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
     ``processed_signal`` (B, D=features*frame_splicing, T') and ``processed_length`` (B,) out.
     """
 
+    exportable = False  # an STFT: left outside ONNX exports, as in NeMo
+
     def __init__(
         self,
         sample_rate: int = 16000,
@@ -346,6 +348,8 @@ class AudioToMFCCPreprocessor(ng.NeuralModule):
     ``T' = floor(L / hop) + 1`` frames for L samples (NeMo reports ceil(L / hop), one frame
     fewer when L is a multiple of the hop; this is the count the STFT actually produces).
     """
+
+    exportable = False  # an STFT: left outside ONNX exports, as in NeMo
 
     def __init__(
         self,

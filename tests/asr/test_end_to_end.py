@@ -1,0 +1,136 @@
+"""The ASR user path: train from YAML with the CLI, transcribe, evaluate, export, restore."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, run_cli
+
+DIGITS = ROOT / "examples" / "asr" / "data" / "digits"
+GRAPH = ROOT / "examples" / "asr" / "digits_small.yaml"
+
+
+def _subset(src: Path, dst: Path, n: int) -> Path:
+    lines = src.read_text().splitlines()[:n]
+    entries = [json.loads(line) for line in lines]
+    for entry in entries:
+        entry["audio_filepath"] = str(DIGITS / entry["audio_filepath"])
+    dst.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A digits_small model trained 2 epochs on 48 utterances through `neuralgraph train`."""
+    work = tmp_path_factory.mktemp("asr_e2e")
+    train = _subset(DIGITS / "train_manifest.json", work / "train.json", 48)
+    dev = _subset(DIGITS / "dev_manifest.json", work / "dev.json", 16)
+    result = run_cli("train", str(GRAPH), "trainer.max_epochs=2",
+                     f"data.train.manifest_filepath={train}",
+                     f"data.validation.manifest_filepath={dev}",
+                     f"data.test.manifest_filepath={dev}",
+                     "data.train.num_workers=0", "data.validation.num_workers=0",
+                     "--exp-dir", str(work / "exp"), cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    archive = work / "exp" / "digits_small" / "version_0" / "digits_small.ngm"
+    assert archive.is_file()
+    return archive
+
+
+class TestTrainedArchive:
+    def test_transcribe_cli(self, trained: Path) -> None:
+        """`neuralgraph transcribe` prints one line per audio file."""
+        files = sorted((DIGITS / "dev").glob("*.flac"))[:2]
+        result = run_cli("transcribe", "--model", str(trained), *map(str, files), "--json")
+        assert result.returncode == 0, result.stderr
+        lines = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [line["audio_filepath"] for line in lines] == list(map(str, files))
+        assert all(isinstance(line["text"], str) for line in lines)
+
+    def test_transcribe_beam_matches_python_api(self, trained: Path) -> None:
+        """Beam search runs, and the Python API agrees with the CLI's greedy output."""
+        from neuralgraph_asr.model import ASRModel
+
+        model = ASRModel.restore_from(trained)
+        files = sorted((DIGITS / "dev").glob("*.flac"))[:3]
+        greedy = model.transcribe(files, batch_size=2)
+        beam = model.transcribe(files, batch_size=2, decoder="beam", beam_size=4)
+        assert len(greedy) == len(beam) == 3
+        result = run_cli("transcribe", "--model", str(trained), *map(str, files))
+        assert [line.split("\t")[1] for line in result.stdout.splitlines()] == greedy
+
+    def test_evaluate_json(self, trained: Path) -> None:
+        """`neuralgraph evaluate --json` prints a WER fraction."""
+        result = run_cli("evaluate", "--model", str(trained), "--manifest",
+                         str(DIGITS / "dev_manifest.json"), "--json")
+        assert result.returncode == 0, result.stderr
+        metrics = json.loads(result.stdout)
+        assert 0.0 <= metrics["wer"] <= 1.5 and metrics["utterances"] == 60
+
+    def test_missing_audio_is_user_error(self, trained: Path, tmp_path: Path) -> None:
+        """A missing audio file exits 2 with its path, no traceback."""
+        result = run_cli("transcribe", "--model", str(trained), str(tmp_path / "nope.flac"))
+        assert result.returncode == 2 and "nope.flac" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+    def test_export_matches_pytorch(self, trained: Path, tmp_path: Path, fmt: str) -> None:
+        """The exported model gives the PyTorch model's log-probs, at another length too."""
+        from neuralgraph.export import export_boundary
+        from neuralgraph_asr.model import ASRModel
+
+        out = tmp_path / f"m.{fmt}"
+        result = run_cli("export", "--model", str(trained), "--format", fmt, "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        model = ASRModel.restore_from(trained)
+        inputs = export_boundary(model)
+        outputs = model.sinks(inputs)
+        logprobs = outputs.index("decoder.logprobs")
+        signal = 0.1 * torch.randn(2, 27_000, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            env = model.run({"data.audio_signal": signal,
+                             "data.audio_length": torch.tensor([27_000, 20_000])})
+        feeds = [env[k] for k in inputs]
+        if fmt == "onnx":
+            ort = pytest.importorskip("onnxruntime")
+            session = ort.InferenceSession(str(out))
+            got = session.run(None, {i.name: f.numpy() for i, f in
+                                     zip(session.get_inputs(), feeds)})[logprobs]
+            got = torch.from_numpy(got)
+        else:
+            with torch.no_grad():
+                got = torch.jit.load(str(out))(*feeds)[logprobs]
+        torch.testing.assert_close(got, env["decoder.logprobs"], atol=1e-4, rtol=1e-4)
+
+    def test_restore_in_fresh_process(self, trained: Path) -> None:
+        """ASRModel.restore_from in a new process transcribes like this one."""
+        from neuralgraph_asr.model import ASRModel
+
+        audio = str(sorted((DIGITS / "dev").glob("*.flac"))[0])
+        here = ASRModel.restore_from(trained).transcribe([audio])
+        code = ("import sys; from neuralgraph_asr.model import ASRModel; "
+                "print(ASRModel.restore_from(sys.argv[1]).transcribe([sys.argv[2]])[0])")
+        out = subprocess.run([sys.executable, "-c", code, str(trained), audio],
+                             capture_output=True, text=True, check=True).stdout
+        assert out.rstrip("\n") == here[0]
+
+
+@pytest.mark.slow
+class TestSmallExampleQuality:
+    def test_digits_small_learns(self, tmp_path: Path) -> None:
+        """The README's main job trains the committed corpus to a usable WER."""
+        shutil.copytree(DIGITS, tmp_path / "digits")
+        result = run_cli("train", str(GRAPH), f"data_dir={tmp_path / 'digits'}",
+                         "--exp-dir", str(tmp_path / "exp"), cwd=tmp_path, timeout=3600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        archive = tmp_path / "exp" / "digits_small" / "version_0" / "digits_small.ngm"
+        result = run_cli("evaluate", "--model", str(archive), "--manifest",
+                         str(tmp_path / "digits" / "dev_manifest.json"), "--json")
+        assert json.loads(result.stdout)["wer"] < 0.3
