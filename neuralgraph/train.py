@@ -37,11 +37,12 @@ def _latest_version(root: Path) -> str | None:
 def run_dir(graph: Graph, exp_dir: str | Path, version: str | None, resume: bool) -> Path:
     """The folder of this run: a new version, or the latest one with a checkpoint to resume."""
     root = Path(exp_dir) / graph.name
+    child = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+    if version is None and child:
+        version = os.environ.get("NEURALGRAPH_RUN_VERSION")  # chosen by the launching rank 0
     if version is None:
-        env_version = os.environ.get("NEURALGRAPH_RUN_VERSION")  # set for DDP child processes
-        version = env_version or (_latest_version(root) if resume else None) or \
-            _next_version(root)
-        os.environ["NEURALGRAPH_RUN_VERSION"] = version
+        version = (_latest_version(root) if resume else None) or _next_version(root)
+    os.environ["NEURALGRAPH_RUN_VERSION"] = version  # inherited by processes Lightning spawns
     return root / version
 
 
