@@ -1,4 +1,5 @@
-"""The ``core`` plugin: optimizers and LR schedulers, registered like any third-party plugin."""
+"""The ``core`` plugin: element types, optimizers and LR schedulers, registered like any
+third-party plugin."""
 
 from __future__ import annotations
 
@@ -8,6 +9,16 @@ from neuralgraph.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from neuralgraph.registry import Registry
+
+
+@hookimpl
+def register_element_types(registry: Registry) -> None:
+    from neuralgraph import types
+
+    for name in sorted(types.__all__):
+        obj = getattr(types, name)
+        if isinstance(obj, type) and issubclass(obj, types.ElementType):
+            registry.add_element_type(obj)
 
 
 @hookimpl
