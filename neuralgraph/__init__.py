@@ -1,7 +1,8 @@
 """neuralgraph: typed graphs of neural modules, declared in YAML, checked before they run.
 
-The public surface is this module's ``__all__``. ``Graph`` and ``GraphModel`` are imported lazily
-so that ``import neuralgraph`` (and the CLI's ``--help``) stays fast.
+The public surface is this module's ``__all__``. Everything that needs torch or Lightning
+(``NeuralModule``, ``Graph``, ``GraphModel``...) is imported lazily, so that
+``import neuralgraph`` and the CLI's ``--help`` stay fast.
 """
 
 from __future__ import annotations
@@ -10,14 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from neuralgraph.errors import GraphError, Location, Problem, UserError
 from neuralgraph.hookspecs import hookimpl
-from neuralgraph.module import (
-    DataSource,
-    NeuralModule,
-    TypecheckError,
-    is_typecheck_enabled,
-    set_typecheck,
-    typecheck,
-)
 from neuralgraph.types import (
     AcousticEncodedRepresentation,
     AudioSignal,
@@ -62,11 +55,25 @@ if TYPE_CHECKING:
     from neuralgraph.graph import Graph
     from neuralgraph.metric import NeuralMetric
     from neuralgraph.model import GraphModel
+    from neuralgraph.module import (
+        DataSource,
+        NeuralModule,
+        TypecheckError,
+        is_typecheck_enabled,
+        set_typecheck,
+        typecheck,
+    )
     from neuralgraph.registry import Registry
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "DataSource": "neuralgraph.module",
+    "NeuralModule": "neuralgraph.module",
+    "TypecheckError": "neuralgraph.module",
+    "is_typecheck_enabled": "neuralgraph.module",
+    "set_typecheck": "neuralgraph.module",
+    "typecheck": "neuralgraph.module",
     "Graph": "neuralgraph.graph",
     "GraphModel": "neuralgraph.model",
     "NeuralMetric": "neuralgraph.metric",

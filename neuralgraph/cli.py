@@ -169,10 +169,20 @@ _CORE: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
 }
 
 
+def _epilog() -> str:
+    from importlib import metadata
+
+    names = sorted({ep.name for ep in metadata.entry_points(group="neuralgraph")})
+    return (f"Installed plugins: {', '.join(names) or 'none'}. Plugins may add commands: "
+            "'neuralgraph plugins -v' lists them and 'neuralgraph COMMAND --help' describes "
+            "one.")
+
+
 def _parser(with_plugins: bool) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuralgraph",
         description="Typed graphs of neural modules: check, train, evaluate, export.",
+        epilog=_epilog(),
     )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -201,11 +211,9 @@ def _version() -> str:
 
 
 def _needs_plugins(argv: Sequence[str]) -> bool:
-    """Plugin commands are loaded only when the command is not a core one."""
+    """Plugins are loaded only for a command that is not a core one (--help stays fast)."""
     first = next((a for a in argv if not a.startswith("-")), None)
-    if first is None:
-        return any(a in ("-h", "--help") for a in argv)
-    return first not in _CORE
+    return first is not None and first not in _CORE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
