@@ -104,12 +104,36 @@ def save_archive(model: GraphModel, path: Path) -> Path:
                 for artifact in artifacts:
                     _add_bytes(tar, artifact["member"], artifact["source"].read_bytes())
             handle.flush()
+            os.fchmod(handle.fileno(), file_mode())
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
+        fsync_dir(path.parent)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def file_mode() -> int:
+    """The permissions a new file gets here: ``0o666`` minus the process's umask (``mkstemp``
+    makes private ``0o600`` files)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 # --- restoring -------------------------------------------------------------------------------
@@ -125,34 +149,49 @@ def _safe_member_name(name: str) -> bool:
 
 
 def _read_members(path: Path) -> dict[str, bytes]:
+    """Every member's bytes; refuses links, special files and names outside the layout.
+
+    Only plain (uncompressed) tars are read, so no member can be larger than the file.
+    """
     if not path.is_file():
         raise ArchiveError(f"model archive not found: {path}")
-    try:
-        tar = tarfile.open(path, mode="r:*")
-    except (tarfile.TarError, OSError) as exc:
-        raise ArchiveError(f"{path} is not a neuralgraph archive (.ngm): {exc}") from None
     members: dict[str, bytes] = {}
-    with tar:
-        for info in tar.getmembers():
-            if info.isdir():
-                continue
-            if not info.isfile():
-                kind = "a symlink" if info.issym() else "a hard link" if info.islnk() else \
-                    "a special file"
-                raise ArchiveError(f"{path}: refusing member '{info.name}': it is {kind}")
-            if not _safe_member_name(info.name):
-                raise ArchiveError(f"{path}: refusing member '{info.name}': only meta.json, "
-                                   "graph.yaml, weights.safetensors and artifacts/... may "
-                                   "appear, with relative paths and no '..'")
-            if info.size > MAX_MEMBER_BYTES:
-                raise ArchiveError(f"{path}: member '{info.name}' is too large ({info.size} B)")
-            handle = tar.extractfile(info)
-            assert handle is not None
-            members[info.name] = handle.read()
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for info in tar:
+                _check_member(path, info)
+                if info.isdir():
+                    continue
+                handle = tar.extractfile(info)
+                if handle is None:
+                    raise ArchiveError(f"{path}: member '{info.name}' cannot be read")
+                data = handle.read()
+                if len(data) != info.size:
+                    raise tarfile.ReadError(f"member '{info.name}' is truncated")
+                members[info.name] = data
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ArchiveError(f"{path} is not a complete neuralgraph archive (.ngm): "
+                           f"{exc}") from None
     for required in (META, GRAPH, WEIGHTS):
         if required not in members:
             raise ArchiveError(f"{path}: the archive has no {required}")
     return members
+
+
+def _check_member(path: Path, info: tarfile.TarInfo) -> None:
+    if not (info.isfile() or info.isdir()):
+        kind = "a symbolic link" if info.issym() else "a hard link" if info.islnk() else \
+            "a device, FIFO or other special file"
+        target = f" to '{info.linkname}'" if info.linkname else ""
+        raise ArchiveError(f"{path}: refusing member '{info.name}': it is {kind}{target}; an "
+                           "archive holds only regular files")
+    if not _safe_member_name(info.name.rstrip("/") if info.isdir() else info.name) and \
+            not (info.isdir() and info.name.rstrip("/") == ARTIFACTS):
+        raise ArchiveError(f"{path}: refusing member '{info.name}': only meta.json, "
+                           "graph.yaml, weights.safetensors and artifacts/... may appear, with "
+                           "relative paths and no '..'")
+    if info.size > MAX_MEMBER_BYTES:
+        raise ArchiveError(f"{path}: member '{info.name}' is too large ({info.size} B)")
 
 
 def _extract_dir() -> Path:
@@ -161,54 +200,120 @@ def _extract_dir() -> Path:
     return directory
 
 
+def _read_meta(path: Path, members: dict[str, bytes]) -> dict[str, Any]:
+    try:
+        meta = json.loads(members[META])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ArchiveError(f"{path}: meta.json is not JSON: {exc}") from None
+    version = meta.get("format_version") if isinstance(meta, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ArchiveError(f"{path}: meta.json has no format_version (a positive int)")
+    if version > FORMAT_VERSION:
+        raise ArchiveError(f"{path} was written in archive format {version} by neuralgraph "
+                           f"{meta.get('neuralgraph_version')}; this neuralgraph "
+                           f"{_version()} reads format {FORMAT_VERSION} or older: upgrade "
+                           "neuralgraph")
+    return meta
+
+
+def _version() -> str:
+    import neuralgraph
+
+    return str(neuralgraph.__version__)
+
+
+def _read_graph_text(path: Path, members: dict[str, bytes]) -> str:
+    """graph.yaml as text: plain data, as ``save_archive`` writes it (no YAML aliases, which
+    can expand to exponential size, and no ``${...}`` interpolations, which can read
+    environment variables)."""
+    try:
+        text = members[GRAPH].decode("utf-8")
+        events = list(yaml.parse(text, Loader=yaml.SafeLoader))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ArchiveError(f"{path}: graph.yaml is not YAML: {exc}") from None
+    if any(isinstance(e, yaml.AliasEvent) for e in events):
+        raise ArchiveError(f"{path}: graph.yaml uses YAML aliases; archives hold plain, "
+                           "resolved graphs")
+    if any(isinstance(e, yaml.ScalarEvent) and "${" in e.value for e in events):
+        raise ArchiveError(f"{path}: graph.yaml has a '${{...}}' interpolation; archives hold "
+                           "resolved graphs")
+    return text
+
+
 def restore_archive(path: Path, cls: type[GraphModel], map_location: str | torch.device = "cpu",
                     overrides: Any = ()) -> GraphModel:
-    """Rebuild a model from an archive; refuses anything that is not plain data."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
+    """Rebuild a model from an archive; refuses anything that is not plain data.
 
+    Nothing from the archive is executed: the graph is YAML read with the safe loader, modules
+    are found in the registry by name (never imported by a path the archive gives), weights are
+    safetensors (no pickle), and artifacts are written into a new temporary folder.
+    """
+    from neuralgraph.config import apply_overrides, parse_yaml
     from neuralgraph.graph import Graph
 
     members = _read_members(path)
-    try:
-        meta = json.loads(members[META])
-        config = yaml.safe_load(members[GRAPH])
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ArchiveError(f"{path}: unreadable metadata: {exc}") from None
-    version = meta.get("format_version") if isinstance(meta, dict) else None
-    if not isinstance(version, int):
-        raise ArchiveError(f"{path}: meta.json has no format_version")
-    if version > FORMAT_VERSION:
-        raise ArchiveError(f"{path} was written in archive format {version} by neuralgraph "
-                           f"{meta.get('neuralgraph_version')}; this neuralgraph reads format "
-                           f"{FORMAT_VERSION} or older: upgrade neuralgraph")
-    if not isinstance(config, dict):
-        raise ArchiveError(f"{path}: graph.yaml is not a mapping")
-    artifacts = meta.get("artifacts", [])
-    if artifacts:
-        directory = _extract_dir()
-        for artifact in artifacts:
-            member = artifact.get("member")
-            if member not in members:
-                raise ArchiveError(f"{path}: artifact '{member}' is listed but missing")
-            target = directory / member
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(members[member])
-            _set_path(config, artifact.get("key", []), str(target), path)
-    graph = Graph.from_config(config, overrides=list(overrides))
-    model = cls(graph)
-    try:
-        state = load(members[WEIGHTS])
-    except (SafetensorError, ValueError, OSError) as exc:
-        raise ArchiveError(f"{path}: weights.safetensors is not a safetensors file: "
-                           f"{exc}") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ArchiveError(f"{path}: the weights do not match the graph (missing: "
-                           f"{missing[:5]}, unexpected: {unexpected[:5]})")
+    meta = _read_meta(path, members)
+    config, index = parse_yaml(_read_graph_text(path, members), f"{path}:{GRAPH}")
+    _place_artifacts(path, meta, members, config)
+    config = apply_overrides(config, list(overrides), index)
+    model = cls(Graph(config, index))
+    _load_weights(path, members[WEIGHTS], model)
     model.to(map_location)
     model.eval()
     return model
+
+
+def _place_artifacts(path: Path, meta: dict[str, Any], members: dict[str, bytes],
+                     config: dict[str, Any]) -> None:
+    """Write the artifact members into a new temporary folder; point the graph at them."""
+    artifacts = meta.get("artifacts", [])
+    if not isinstance(artifacts, list):
+        raise ArchiveError(f"{path}: meta.json 'artifacts' must be a list")
+    directory: Path | None = None
+    for artifact in artifacts:
+        member = artifact.get("member") if isinstance(artifact, dict) else None
+        key = artifact.get("key") if isinstance(artifact, dict) else None
+        if not isinstance(member, str) or not _safe_member_name(member) or \
+                not member.startswith(f"{ARTIFACTS}/"):
+            raise ArchiveError(f"{path}: meta.json lists a bad artifact {artifact!r}")
+        if not _artifact_key(key):
+            raise ArchiveError(f"{path}: artifact key {key!r} is not a module parameter")
+        if member not in members:
+            raise ArchiveError(f"{path}: artifact '{member}' is listed but missing")
+        directory = directory or _extract_dir()
+        target = directory / member
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(members[member])
+        _set_path(config, key, str(target), path)
+
+
+def _artifact_key(key: Any) -> bool:
+    """Whether ``key`` is where ``save_archive`` puts artifacts: a node's, a metric's or the
+    data source's parameter."""
+    if not isinstance(key, list) or not all(isinstance(k, str) for k in key):
+        return False
+    return (len(key) == 4 and key[0] in ("nodes", "metrics") and key[2] == "params") or \
+        (len(key) == 3 and key[:2] == ["data", "params"])
+
+
+def _load_weights(path: Path, data: bytes, model: GraphModel) -> None:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        state = load(data)
+    except (SafetensorError, ValueError, OSError, RuntimeError) as exc:
+        raise ArchiveError(f"{path}: weights.safetensors is not a safetensors file (refusing "
+                           f"anything else, e.g. a pickle): {exc}") from None
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes differ
+        first = str(exc).strip().splitlines()
+        raise ArchiveError(f"{path}: the weights do not fit the graph: "
+                           f"{' '.join(line.strip() for line in first[:3])}") from None
+    if missing or unexpected:
+        raise ArchiveError(f"{path}: the weights do not match the graph (missing: "
+                           f"{missing[:5]}, unexpected: {unexpected[:5]})")
 
 
 def _set_path(config: dict[str, Any], key: list[Any], value: str, path: Path) -> None:

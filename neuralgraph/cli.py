@@ -1,7 +1,8 @@
 """The ``neuralgraph`` command line.
 
 Exit codes: 0 done, 2 the user's input is wrong (one message that says what and where, no
-traceback), 1 anything else. Heavy imports (Lightning, plugins) happen inside the commands that
+traceback), 1 anything else (a training stopped by ``nonfinite_loss: stop`` prints one message
+with the step, no traceback). Heavy imports (Lightning, plugins) happen inside the commands that
 need them, so ``--help`` starts fast.
 """
 
@@ -235,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except FloatingPointError as exc:  # nonfinite_loss: stop (the message names the step)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except SystemExit as exc:  # argparse: 2 for usage errors, 0 for --help
         return int(exc.code) if isinstance(exc.code, int) else 2
     except BrokenPipeError:

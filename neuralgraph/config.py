@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from neuralgraph.errors import GraphError, Location, Problem, UserError
@@ -124,7 +124,7 @@ def apply_overrides(
     from hydra.errors import HydraException
 
     parser = OverridesParser.create()
-    cfg = OmegaConf.create(data)
+    cfg = _create(data, index)
     problems: list[Problem] = []
     for i, text in enumerate(overrides):
         where = Location(f"override #{i + 1} '{text}'")
@@ -134,15 +134,28 @@ def apply_overrides(
             problems.append(Problem(f"cannot parse override: {_first_line(exc)}", where))
             continue
         key = override.key_or_group
+        if not key or any(not part for part in key.split(".")):
+            problems.append(Problem(f"'{key}' is not a key path; write names joined by dots "
+                                    "(trainer.max_epochs)", where))
+            continue
         path = _split_key(key)
-        exists = _exists(cfg, key)
+        try:
+            exists = _exists(cfg, key)
+        except OmegaConfBaseException as exc:
+            problems.append(Problem(f"cannot use key '{key}': {_first_line(exc)}", where))
+            continue
         if override.is_delete():
             if not exists:
                 problems.append(Problem(f"cannot delete '{key}': no such key", where))
                 continue
-            parent_key, _, leaf = key.rpartition(".")
-            parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-            del parent[leaf]
+            try:
+                parent_key, _, leaf = key.rpartition(".")
+                parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+                del parent[int(leaf) if isinstance(parent, ListConfig) and leaf.isdigit()
+                           else leaf]
+            except (OmegaConfBaseException, IndexError, TypeError) as exc:
+                problems.append(Problem(f"cannot delete '{key}': {_first_line(exc)}", where))
+                continue
             index.drop(path)
             continue
         value = override.value()
@@ -192,12 +205,52 @@ def _first_line(exc: BaseException) -> str:
 
 def resolve(data: dict[str, Any], index: LineIndex) -> dict[str, Any]:
     """Resolve ``${...}`` interpolations; a broken one is reported at the line of its key."""
-    cfg = OmegaConf.create(data)
+    bad_keys = [k for k in _walk_keys(data) if not isinstance(k, str)]
+    if bad_keys:  # a mapping built in Python (Graph.from_config) may have any keys
+        raise GraphError([Problem(f"keys must be strings (found {bad_keys[0]!r})",
+                                  index.locate())])
+    cfg = _create(data, index)
     problems: list[Problem] = []
     _resolve_each(cfg, (), index, problems)
     if problems:
         raise GraphError(problems)
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def _create(data: dict[str, Any], index: LineIndex) -> DictConfig:
+    """``OmegaConf.create(data)``; a malformed interpolation ("${a") is a GraphError at its line."""
+    try:
+        return OmegaConf.create(data)
+    except OmegaConfBaseException as exc:
+        raise GraphError(_bad_interpolations(data, index) or [
+            Problem(f"cannot read the graph: {_first_line(exc)}", index.locate())]) from None
+
+
+def _leaves(value: Any, path: KeyPath = ()) -> Iterable[tuple[KeyPath, Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, (*path, i))
+    else:
+        yield path, value
+
+
+def _bad_interpolations(data: dict[str, Any], index: LineIndex) -> list[Problem]:
+    """A problem for each string that OmegaConf cannot parse as an interpolation."""
+    problems = []
+    for path, value in _leaves(data):
+        if not isinstance(value, str) or "${" not in value:
+            continue
+        try:
+            OmegaConf.create({"value": value})
+        except OmegaConfBaseException as exc:
+            problems.append(Problem(
+                f"'{'.'.join(map(str, path))}': malformed interpolation {value!r}: "
+                f"{_first_line(exc)} (write ${{a.b}}, or \\${{ for a literal '${{')",
+                index.locate(*path)))
+    return problems
 
 
 def _resolve_each(cfg: Any, path: KeyPath, index: LineIndex, problems: list[Problem]) -> None:

@@ -9,6 +9,7 @@ given ports and training mode, so a step costs one dict lookup per edge.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from neuralgraph.graph import Graph
 from neuralgraph.module import check_value, is_typecheck_enabled, iter_outputs
 from neuralgraph.registry import get_registry
 
-__all__ = ["GraphModel"]
+__all__ = ["GraphModel", "NonFiniteLossError"]
 
 DATA = "data"
 
@@ -32,13 +33,23 @@ DATA = "data"
 _Step = tuple[str, nn.Module, tuple[tuple[str, str], ...], tuple[str, ...]]
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite and the graph's policy is ``nonfinite_loss: stop``.
+
+    The CLI prints the message (with the step) and exits 1: it is not a mistake in the input,
+    but the run cannot go on.
+    """
+
+
 class GraphModel(pl.LightningModule):
     """A LightningModule built from a :class:`~neuralgraph.Graph`.
 
     The graph is checked first (a :class:`~neuralgraph.GraphError` lists every problem). Modules
     live in ``self.nodes`` (an ``nn.ModuleDict`` keyed by node name), metrics in
     ``self.metrics``. ``training_step`` optimizes the graph's ``loss`` port; validation and test
-    log the loss and every metric.
+    log the loss and every metric. A NaN or infinite training loss follows the graph's top-level
+    ``nonfinite_loss``: ``skip`` (default; the batch gives no gradient, the step is counted and
+    logged) or ``stop`` (:class:`NonFiniteLossError` naming the step).
     """
 
     def __init__(self, graph: Graph) -> None:
@@ -171,16 +182,50 @@ class GraphModel(pl.LightningModule):
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> Any:
         out = self(**batch)
         loss = self._loss(out)
-        if not torch.isfinite(loss.detach()).all():
-            self.nonfinite_steps += 1
-            self.log("nonfinite_steps", float(self.nonfinite_steps), batch_size=1)
-            if self.nonfinite_policy == "stop":
-                raise FloatingPointError(
-                    f"non-finite loss {loss.item()} at global step {self.global_step} "
-                    f"(nonfinite_loss: stop)")
-            return None  # Lightning skips the optimizer step for a None loss
+        if self._nonfinite(loss):
+            return self._skip_or_stop(loss, batch_idx)
         self.log("train_loss", loss, prog_bar=True, batch_size=self._batch_size(batch))
         return loss
+
+    def _nonfinite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is NaN or infinite on this process or on any other rank (all ranks
+        must skip or stop together, or the others would wait forever for gradients)."""
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            bad = bool(trainer.strategy.reduce_boolean_decision(bad, all=False))
+        return bad
+
+    def _skip_or_stop(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """Apply the ``nonfinite_loss`` policy: ``skip`` (count the step; the batch gives no
+        gradient) or ``stop`` (raise :class:`NonFiniteLossError` with the step)."""
+        value = loss.detach().float().reshape(-1)
+        shown = next((str(v) for v in value.tolist() if not math.isfinite(v)),
+                     "non-finite on another rank")
+        where = f"global step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
+        if self.nonfinite_policy == "stop":
+            raise NonFiniteLossError(
+                f"the loss is {shown} at {where}; training stopped (nonfinite_loss: stop). "
+                f"The checkpoints written before this step are intact: lower the learning rate "
+                f"or fix the data, then continue with --resume, or set nonfinite_loss: skip")
+        self.nonfinite_steps += 1
+        self.log("nonfinite_steps", float(self.nonfinite_steps), batch_size=1)
+        if self._trainer is None or self.trainer.is_global_zero:
+            print(f"warning: the loss is {shown} at {where}: step skipped, no gradient from "
+                  f"this batch (nonfinite_loss: skip; {self.nonfinite_steps} skipped so far)",
+                  file=sys.stderr, flush=True)
+        return None  # Lightning then makes no backward pass and the optimizer updates nothing
+
+    def on_train_end(self) -> None:
+        if self.nonfinite_steps and self.trainer.is_global_zero:
+            print(f"warning: {self.nonfinite_steps} training steps had a non-finite loss and "
+                  "were skipped (nonfinite_loss: skip)", file=sys.stderr, flush=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["nonfinite_steps"] = self.nonfinite_steps
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.nonfinite_steps = int(checkpoint.get("nonfinite_steps", 0))
 
     def _eval_step(self, batch: Mapping[str, torch.Tensor], stage: str) -> None:
         out = self(**batch)

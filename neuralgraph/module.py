@@ -36,14 +36,19 @@ class NeuralModule(nn.Module):
 
     * ``artifacts``: names of constructor parameters that hold file paths; the files are packed
       into ``.ngm`` archives and the parameter is pointed at the extracted copy on restore.
-    * ``unsupported_precisions``: Lightning precision strings this module cannot run under, as
-      ``{"bf16-mixed": "reason"}``; ``check`` reports them before training.
+    * ``unsupported_precisions``: Lightning precisions this module cannot run under, each with
+      the reason: ``{"bf16-mixed": "reason"}`` on every accelerator, or
+      ``{"bf16-mixed": {"cpu": "reason"}}`` only on the accelerators named ("cpu", "cuda",
+      "mps"; "gpu" means "cuda"). Precisions are Lightning's names ("16-mixed", "bf16-mixed",
+      "16-true", "bf16-true", "64-true"). ``check`` reports them before training, for the
+      accelerator the trainer will use ("auto" is "cuda" when a GPU is visible, else "cpu";
+      "16-mixed" on cpu counts as "bf16-mixed", which Lightning runs instead).
     * ``exportable``: False for a node that ``neuralgraph export`` leaves outside the exported
       model (feature extraction, as NeMo does); the export then starts at its outputs.
     """
 
     artifacts: ClassVar[tuple[str, ...]] = ()
-    unsupported_precisions: ClassVar[Mapping[str, str]] = {}
+    unsupported_precisions: ClassVar[Mapping[str, str | Mapping[str, str]]] = {}
     exportable: ClassVar[bool] = True
 
     @property

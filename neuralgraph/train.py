@@ -2,12 +2,17 @@
 
 A run lives in ``EXP_DIR/NAME/VERSION/``: ``graph.yaml`` (the resolved graph), TensorBoard events,
 ``checkpoints/`` (``last.ckpt`` and the best ones) and ``NAME.ngm`` at the end.
+
+``--resume`` continues the latest run that has a ``last.ckpt``. Lightning restores the step,
+the optimizer and the schedulers; the loaders' position in the epoch and the random generators
+are restored as well, so a run killed mid-epoch continues exactly (docs/faults.md).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import sys
 import warnings
@@ -75,7 +80,22 @@ def train(graph_path: str | Path, overrides: Sequence[str] = (), *, resume: bool
     if resume and not ckpt.is_file():
         raise UserError(f"--resume: no checkpoint to resume from under "
                         f"{Path(exp_dir) / graph.name}")
+    if resume:
+        _check_resumable(ckpt)
     return fit(graph, directory, ckpt if resume else None)
+
+
+def _check_resumable(ckpt: Path) -> None:
+    """Refuse a damaged ``last.ckpt``; remove temporary files of saves a kill interrupted."""
+    import zipfile
+
+    for stale in ckpt.parent.glob(".*.tmp"):  # AtomicCheckpointIO's, never renamed into place
+        stale.unlink(missing_ok=True)
+    if not zipfile.is_zipfile(ckpt):
+        others = sorted(p.name for p in ckpt.parent.glob("*.ckpt") if p != ckpt)
+        raise UserError(f"--resume: {ckpt} is not a complete checkpoint (damaged or truncated); "
+                        f"other checkpoints there: {', '.join(others) or 'none'}")
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
 
 
 def _trainer_kwargs(graph: Graph, directory: Path) -> dict[str, Any]:
@@ -83,7 +103,13 @@ def _trainer_kwargs(graph: Graph, directory: Path) -> dict[str, Any]:
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
     from pytorch_lightning.loggers import TensorBoardLogger
 
-    from neuralgraph.callbacks import AtomicCheckpointIO, LogLines
+    from neuralgraph.callbacks import (
+        AtomicCheckpointIO,
+        ExactResume,
+        LogLines,
+        RankAgreement,
+        RunFolder,
+    )
 
     cfg = dict(graph.plan().trainer)
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
@@ -97,7 +123,10 @@ def _trainer_kwargs(graph: Graph, directory: Path) -> dict[str, Any]:
         mode=ckpt_cfg.get("mode", "min"),
         every_n_train_steps=ckpt_cfg.get("every_n_train_steps"),
     )
-    callbacks: list[pl.Callback] = [checkpoint, LearningRateMonitor(logging_interval="step")]
+    callbacks: list[pl.Callback] = [
+        RunFolder(directory, {"graph.yaml": graph.to_yaml()}),  # rank 0's folder for all ranks
+        checkpoint, LearningRateMonitor(logging_interval="step"), RankAgreement(),
+        ExactResume()]  # a resumed run draws the random numbers the killed run would have
     if not interactive:
         callbacks.append(LogLines(every_n_steps=int(cfg.pop("log_lines_every", 50))))
     cfg.pop("log_lines_every", None)
@@ -131,28 +160,38 @@ def quiet_lightning() -> None:
             handler.addFilter(_NoAdverts())
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
+    # a skipped non-finite step returns None; GraphModel prints its own line about it
+    warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
 
 
 def fit(graph: Graph, directory: Path, ckpt: Path | None) -> Path:
-    """Build the model and run Lightning's fit; write the archive on rank 0."""
+    """Build the model and run Lightning's fit; write the archive on rank 0.
+
+    Only global rank 0 writes files (the folder, graph.yaml, logs, checkpoints, the archive),
+    into its own choice of ``directory``, which every rank adopts once connected.
+    """
     import pytorch_lightning as pl
 
     quiet_lightning()
 
+    from neuralgraph.callbacks import RunFolder, resumable
     from neuralgraph.model import GraphModel
 
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "graph.yaml").write_text(graph.to_yaml(), encoding="utf-8")
-    if "seed" in graph.config:
+    if graph.config.get("seed") is not None:
         pl.seed_everything(int(graph.config["seed"]), workers=True, verbose=False)
     model = GraphModel(graph)
     trainer = pl.Trainer(**_trainer_kwargs(graph, directory))
-    train_loader = model.dataloader("train")
-    val_loader = model.dataloader("validation") if "validation" in model.plan.data.splits \
-        else None  # type: ignore[union-attr]
+    # resumable loaders: their position is saved in checkpoints, their order is a function of
+    # (seed, epoch) and iterating them leaves torch's global generator alone
+    seed = graph.config.get("seed")
+    seed = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
+    train_loader = resumable(model.dataloader("train"), seed)
+    val_loader = resumable(model.dataloader("validation"), seed) \
+        if "validation" in model.plan.data.splits else None  # type: ignore[union-attr]
     trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader,
                 ckpt_path=str(ckpt) if ckpt else None)
-    archive = directory / f"{graph.name}.ngm"
+    directory = next(c for c in trainer.callbacks if isinstance(c, RunFolder)).directory
+    archive = directory / f"{graph.name}.ngm"  # the same path on every rank
     if trainer.is_global_zero:
         model.save_to(archive)
         print(f"saved {archive}", file=sys.stderr)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import signal
+import time
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -88,6 +91,113 @@ class Dropout(ng.NeuralModule):
         return self.drop(x)
 
 
+class Faults(ng.NeuralModule):
+    """Identity on (B, D) that injects faults in training, counting training forward calls from 0.
+
+    ``nan_at``: the output of those calls is NaN (so the loss is). ``kill_at``: the process
+    SIGKILLs itself at that call (a machine dying mid-epoch, no clean-up). ``sleep``: seconds
+    each training call takes (so that a test can kill the process from outside mid-epoch).
+    ``record``: a file to which each training call appends the sum of its input (which depends
+    on the batch, the weights and the dropout mask), one line per call.
+    """
+
+    def __init__(self, nan_at: list[int] | None = None, kill_at: int | None = None,
+                 sleep: float = 0.0, record: str | None = None) -> None:
+        super().__init__()
+        if sleep < 0:
+            raise ValueError(f"sleep must be >= 0 (got {sleep})")
+        self.nan_at = set(nan_at or ())
+        self.kill_at = kill_at
+        self.sleep = sleep
+        self.record = record
+        self.calls = 0
+
+    @property
+    def input_types(self) -> dict[str, ng.NeuralType]:
+        return {"x": ng.NeuralType(("B", "D"), FEATURES)}
+
+    @property
+    def output_types(self) -> dict[str, ng.NeuralType]:
+        return {"y": ng.NeuralType(("B", "D"), FEATURES)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        call, self.calls = self.calls, self.calls + 1
+        if self.sleep:
+            time.sleep(self.sleep)
+        if call == self.kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.record:
+            with open(self.record, "a", encoding="utf-8") as f:
+                f.write(f"{x.detach().double().sum().item()!r}\n")
+        return x * float("nan") if call in self.nan_at else x
+
+
+class LSTMEncoder(ng.NeuralModule):
+    """An LSTM reading the D features of ``x`` as a sequence of D scalars; its last hidden state
+    is the output: (B, D=in_features) -> (B, D=hidden).
+
+    torch's nn.LSTM fails under CPU bf16 autocast when its input is fp32 (oneDNN has no such
+    primitive); the declaration lets ``check`` say so before training.
+    """
+
+    unsupported_precisions: ClassVar[dict[str, Any]] = {"bf16-mixed": {"cpu": (
+        "nn.LSTM fails under CPU bf16 autocast (oneDNN: could not create a primitive descriptor "
+        "for the LSTM forward propagation primitive); train in 32-true on CPU, or bf16-mixed on "
+        "a GPU")}}
+
+    def __init__(self, in_features: int, hidden: int = 8) -> None:
+        super().__init__()
+        if in_features <= 0 or hidden <= 0:
+            raise ValueError(f"in_features and hidden must be > 0 (got {in_features}, {hidden})")
+        self.in_features, self.hidden = in_features, hidden
+        self.lstm = nn.LSTM(1, hidden, batch_first=True)
+
+    @property
+    def input_types(self) -> dict[str, ng.NeuralType]:
+        return {"x": ng.NeuralType(("B", ng.AxisType("D", self.in_features)), FEATURES)}
+
+    @property
+    def output_types(self) -> dict[str, ng.NeuralType]:
+        return {"y": ng.NeuralType(("B", ng.AxisType("D", self.hidden)), FEATURES)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, (h, _) = self.lstm(x.unsqueeze(-1))  # (B, T=in_features, 1) -> h (1, B, hidden)
+        return h[-1]
+
+
+class Scale(ng.NeuralModule):
+    """Multiplies (B, D) by the number written in a text file (an artifact: archives carry it).
+
+    The file is read at the first forward call, not in the constructor (which runs on the meta
+    device when the graph is checked).
+    """
+
+    artifacts: ClassVar[tuple[str, ...]] = ("path",)
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        if not isinstance(path, str) or not path:
+            raise ValueError(f"path must be a file name (got {path!r})")
+        self.path = path
+        self.factor: float | None = None
+
+    @property
+    def input_types(self) -> dict[str, ng.NeuralType]:
+        return {"x": ng.NeuralType(("B", "D"), FEATURES)}
+
+    @property
+    def output_types(self) -> dict[str, ng.NeuralType]:
+        return {"y": ng.NeuralType(("B", "D"), FEATURES)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.factor is None:
+            with open(self.path, encoding="utf-8") as f:
+                self.factor = float(f.read())
+        return x * self.factor
+
+
 class MSE(ng.NeuralModule):
     """Mean squared error between predictions and targets."""
 
@@ -125,10 +235,31 @@ class MeanAbsError(ng.NeuralMetric):
         return self.total / self.count
 
 
+class ExampleCount(ng.NeuralMetric):
+    """How many examples were seen (summed across ranks): shows how a set was sharded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("count", default=torch.tensor(0.0), dist_reduce_fx="sum")
+
+    @property
+    def input_types(self) -> dict[str, ng.NeuralType]:
+        return {"target": ng.NeuralType(("B", "D"), ng.RegressionValuesType())}
+
+    def update(self, target: torch.Tensor) -> None:
+        self.count += target.shape[0]
+
+    def compute(self) -> torch.Tensor:
+        return self.count
+
+
 @ng.hookimpl
 def register_modules(registry: Any) -> None:
     registry.add_module(Linear)
     registry.add_module(Dropout)
+    registry.add_module(LSTMEncoder)
+    registry.add_module(Faults)
+    registry.add_module(Scale)
 
 
 @ng.hookimpl
@@ -139,6 +270,7 @@ def register_losses(registry: Any) -> None:
 @ng.hookimpl
 def register_metrics(registry: Any) -> None:
     registry.add_metric(MeanAbsError)
+    registry.add_metric(ExampleCount)
 
 
 @ng.hookimpl

@@ -50,6 +50,7 @@ __all__ = [
     "AudioToBPEDataset",
     "AudioToCharDataset",
     "AudioToClassificationLabelDataset",
+    "CorruptAudioError",
     "DurationBucketBatchSampler",
     "PadCollate",
     "read_audio",
@@ -234,11 +235,28 @@ def _speed_rates(s: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+class CorruptAudioError(UserError):
+    """An audio file whose header passed the check before training but whose samples cannot
+    be decoded (a truncated or damaged file); the message names the manifest line.
+
+    Raised in a ``DataLoader`` worker, it comes back to the main process with the worker's
+    traceback folded into its message (torch re-raises ``type(error)(text)``); that text is
+    cut back to the original message here, so that the command line prints one clear line.
+    """
+
+    def __init__(self, message: str) -> None:
+        marker = f"{type(self).__name__}: "
+        if "Original Traceback" in message and marker in message:
+            message = message[message.rindex(marker) + len(marker):].strip()
+        super().__init__(message)
+
+
 class AudioDataset(Dataset):
     """Utterances as dicts ``{"audio_signal": (T,) float32, target_key: (U,) or () int64}``.
 
     Targets are tokenized once, up front, and kept in flat arrays so that workers share them
     without copying; the dataset pickles (for ``num_workers > 0`` under spawn/forkserver).
+    A file that cannot be decoded raises :class:`CorruptAudioError` with its manifest line.
     """
 
     def __init__(
@@ -253,6 +271,10 @@ class AudioDataset(Dataset):
         augmentor: AudioAugmentor | None = None,
     ) -> None:
         self.paths = [e.audio_filepath for e in entries]
+        self.manifests = sorted({e.manifest for e in entries})
+        index = {m: i for i, m in enumerate(self.manifests)}
+        self.origins = np.array([(index[e.manifest], e.line) for e in entries],
+                                dtype=np.int64).reshape(-1, 2)
         self.offsets = np.array([e.offset for e in entries], dtype=np.float64)
         self.durations = np.array([e.duration for e in entries], dtype=np.float64)
         self.scalar_target = bool(targets) and not isinstance(targets[0], Sequence)
@@ -274,13 +296,7 @@ class AudioDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        samples = read_audio(
-            self.paths[index],
-            sample_rate=self.sample_rate,
-            offset=float(self.offsets[index]),
-            duration=float(self.durations[index]),
-            int_values=self.int_values,
-        )
+        samples = self._read(index)
         if self.trim:
             samples = trim_silence(samples)
         if self.augmentor is not None:
@@ -291,6 +307,26 @@ class AudioDataset(Dataset):
             start, end = self.bounds[index], self.bounds[index + 1]
             target = torch.from_numpy(self.targets[start:end].copy())
         return {"audio_signal": samples, self.target_key: target}
+
+    def _read(self, index: int) -> torch.Tensor:
+        import soundfile
+
+        try:
+            return read_audio(
+                self.paths[index],
+                sample_rate=self.sample_rate,
+                offset=float(self.offsets[index]),
+                duration=float(self.durations[index]),
+                int_values=self.int_values,
+            )
+        except (soundfile.LibsndfileError, RuntimeError, OSError) as err:
+            manifest, line = self.origins[index]
+            reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            raise CorruptAudioError(
+                f"{self.manifests[manifest]}:{line}: corrupt audio: its header was readable "
+                f"before training but its samples cannot be decoded ({reason}) "
+                f"({self.paths[index]}); remove the line or re-encode the file, then continue "
+                "with --resume") from None
 
 
 class PadCollate:
@@ -419,8 +455,19 @@ class DurationBucketBatchSampler(BatchSampler):
                 if len(batch) == self.batch_size or not self.drop_last:
                     batches.append(batch.tolist())
         if self.shuffle:
-            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
+            order = torch.randperm(len(batches), generator=self._order_generator()).tolist()
+            batches = [batches[i] for i in order]
         yield from batches
+
+    def _order_generator(self) -> torch.Generator | None:
+        """The generator of the batch order: seeded by the sampler's ``seed`` and ``epoch`` when
+        it has them (the ``EpochRandomSampler`` of ``neuralgraph train``, a
+        ``DistributedSampler``), so that a resumed run replays the epoch's order and skips
+        exactly the batches already trained on; otherwise torch's global generator."""
+        seed, epoch = getattr(self.sampler, "seed", None), getattr(self.sampler, "epoch", None)
+        if not isinstance(seed, int) or not isinstance(epoch, int):
+            return None
+        return torch.Generator().manual_seed(seed * 1_000_003 + epoch + 1)
 
 
 # ---------------------------------------------------------------------------------------------
