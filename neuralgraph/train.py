@@ -39,10 +39,15 @@ def _latest_version(root: Path) -> str | None:
     return max(runs, key=lambda p: (p / "checkpoints" / "last.ckpt").stat().st_mtime).name
 
 
+def _is_child_process() -> bool:
+    """Whether this is a non-zero rank started by Lightning's launcher or torchrun."""
+    return any(os.environ.get(var, "0") != "0" for var in ("LOCAL_RANK", "NODE_RANK", "RANK"))
+
+
 def run_dir(graph: Graph, exp_dir: str | Path, version: str | None, resume: bool) -> Path:
     """The folder of this run: a new version, or the latest one with a checkpoint to resume."""
     root = Path(exp_dir) / graph.name
-    child = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+    child = _is_child_process()
     if version is None and child:
         version = os.environ.get("NEURALGRAPH_RUN_VERSION")  # chosen by the launching rank 0
     if version is None:
@@ -72,8 +77,10 @@ def train(graph_path: str | Path, overrides: Sequence[str] = (), *, resume: bool
           exp_dir: str | Path = "ng_experiments", version: str | None = None) -> Path:
     """Train a graph file; returns the path of the written ``.ngm`` archive."""
     graph = Graph.from_yaml(graph_path, overrides)
-    for warning in graph.check():
-        print(warning, file=sys.stderr)
+    warnings_found = graph.check()
+    if not _is_child_process():  # processes Lightning or torchrun start print nothing twice
+        for warning in warnings_found:
+            print(warning, file=sys.stderr)
     validate_data(graph)
     directory = run_dir(graph, exp_dir, version, resume)
     ckpt = directory / "checkpoints" / "last.ckpt"
