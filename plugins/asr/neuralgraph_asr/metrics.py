@@ -60,7 +60,8 @@ class WER(ng.NeuralMetric):
     Parameters:
 
     - ``labels``: the character vocabulary (ids map to ``labels[id]``, joined); or
-    - ``tokenizer``: any object with ``ids_to_text(ids)`` or ``decode(ids)`` (word pieces).
+    - ``tokenizer``: any object with ``ids_to_text(ids)`` or ``decode(ids)`` (word pieces);
+      from YAML, ``tokenizer_model``: a SentencePiece ``.model`` file (packed into archives).
       A ``decode_fn(ids) -> str`` attribute may also be assigned after construction.
     - ``blank``: the blank's id (default ``len(labels)``; without labels, the last class).
     - ``use_cer``: count characters instead of words (character error rate).
@@ -74,6 +75,7 @@ class WER(ng.NeuralMetric):
     ``targets`` (B, S) label ids, ``target_lengths`` (B,).
     """
 
+    artifacts = ("tokenizer_model",)
     full_state_update = False
     is_differentiable = False
     higher_is_better = False
@@ -85,9 +87,18 @@ class WER(ng.NeuralMetric):
         use_cer: bool = False,
         log_prediction: bool = False,
         tokenizer: Any = None,
+        tokenizer_model: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if tokenizer_model is not None:
+            if tokenizer is not None:
+                raise ValueError("give either tokenizer or tokenizer_model, not both")
+            from neuralgraph_asr.tokenizers import SentencePieceTokenizer
+
+            tokenizer = SentencePieceTokenizer(tokenizer_model)
+        self.tokenizer_model = tokenizer_model
+        self.vocab_size = getattr(tokenizer, "vocab_size", None)
         if labels is not None and tokenizer is not None:
             raise ValueError("give either labels or tokenizer, not both")
         self.labels = list(labels) if labels is not None else None
@@ -114,7 +125,7 @@ class WER(ng.NeuralMetric):
 
     @property
     def input_types(self) -> dict[str, NeuralType]:
-        vocab = len(self.labels) if self.labels else None
+        vocab = len(self.labels) if self.labels else self.vocab_size
         classes = AxisType("D", vocab + 1) if vocab else AxisType("D")
         return {
             "predictions": NeuralType((AxisType("B"), AxisType("T"), classes), ng.LogprobsType()),
