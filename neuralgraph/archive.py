@@ -10,14 +10,16 @@ files, and rebuilds modules through the registry alone.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import json
 import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import torch
 import yaml
@@ -93,16 +95,29 @@ def save_archive(model: GraphModel, path: Path) -> Path:
         "neuralgraph_version": neuralgraph.__version__,
         "artifacts": [{"key": a["key"], "member": a["member"]} for a in artifacts],
     }
+    with atomic_write(path) as handle:
+        with tarfile.open(fileobj=handle, mode="w") as tar:
+            _add_bytes(tar, META, json.dumps(meta, indent=1).encode())
+            _add_bytes(tar, GRAPH, yaml.safe_dump(config, sort_keys=False).encode())
+            _add_bytes(tar, WEIGHTS, save(state))
+            for artifact in artifacts:
+                _add_bytes(tar, artifact["member"], artifact["source"].read_bytes())
+    return path
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path) -> Iterator[BinaryIO]:
+    """A binary handle on a temporary file next to ``path``, renamed onto it when the block
+    ends without error: a crash or kill mid-write leaves the previous file intact.
+
+    The file gets the usual permissions (``0666`` minus the umask), not ``mkstemp``'s ``0600``;
+    the file and the rename are fsynced.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            with tarfile.open(fileobj=handle, mode="w") as tar:
-                _add_bytes(tar, META, json.dumps(meta, indent=1).encode())
-                _add_bytes(tar, GRAPH, yaml.safe_dump(config, sort_keys=False).encode())
-                _add_bytes(tar, WEIGHTS, save(state))
-                for artifact in artifacts:
-                    _add_bytes(tar, artifact["member"], artifact["source"].read_bytes())
+            yield handle
             handle.flush()
             os.fchmod(handle.fileno(), file_mode())
             os.fsync(handle.fileno())
@@ -111,7 +126,6 @@ def save_archive(model: GraphModel, path: Path) -> Path:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    return path
 
 
 def file_mode() -> int:

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import random
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sized
@@ -22,7 +20,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch.utils.data import BatchSampler, DataLoader, IterableDataset, RandomSampler
 
-from neuralgraph.archive import file_mode, fsync_dir
+from neuralgraph.archive import atomic_write
 
 __all__ = ["AtomicCheckpointIO", "EpochRandomSampler", "ExactResume", "LogLines", "RankAgreement",
            "ResumableDataLoader", "RunFolder", "parameter_digest", "resumable"]
@@ -68,20 +66,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
                         storage_options: Any | None = None) -> None:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fchmod(handle.fileno(), file_mode())
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-            fsync_dir(target.parent)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(Path(path)) as handle:
+            torch.save(checkpoint, handle)
 
 
 class RunFolder(pl.Callback):
