@@ -7,143 +7,16 @@ function says which core function it replaces and what changes.
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import copy
-import functools
-import importlib.util
-import re
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from neuralgraph import checker, config, graph
-from neuralgraph.config import LineIndex
-from neuralgraph.errors import GraphError, Location, Problem
 
-LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's loader when PyYAML was built with it (10-20x faster than the pure-Python one)."""
-
-
-def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], LineIndex]:
-    """``config.parse_yaml`` parsing once, with libyaml when available.
-
-    Change: today the text is parsed twice with the pure-Python loader (``yaml.compose`` for the
-    line index, then ``yaml.safe_load`` for the data). Here it is composed once with
-    ``CSafeLoader`` and the data is constructed from that node tree. The index is built before
-    constructing, because construction flattens ``<<`` merge keys in the node tree in place.
-    """
-    index = LineIndex(file)
-    index.add((), Location(file, 1))
-    try:
-        node = yaml.compose(text, Loader=LOADER)
-        if node is not None:
-            config._index_node(node, (), index)
-        data = yaml.constructor.SafeConstructor().construct_document(node) if node else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise GraphError([Problem(f"invalid YAML: {problem}", Location(file, line))]) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise GraphError([Problem(
-            f"a graph file must be a mapping of keys (name, nodes, ...); found a "
-            f"{type(data).__name__}", Location(file, 1))])
-    bad_keys = [k for k in config._walk_keys(data) if not isinstance(k, str)]
-    if bad_keys:
-        raise GraphError([Problem(f"keys must be strings (found {bad_keys[0]!r})",
-                                  Location(file, 1))])
-    return data, index
-
-
-def has_interpolation(value: Any) -> bool:
-    """Whether any string value under ``value`` contains ``${`` (what OmegaConf would resolve)."""
-    if isinstance(value, str):
-        return "${" in value
-    if isinstance(value, dict):
-        return any(has_interpolation(v) for v in value.values())
-    if isinstance(value, list):
-        return any(has_interpolation(v) for v in value)
-    return False
-
-
-def resolve(data: dict[str, Any], index: LineIndex) -> dict[str, Any]:
-    """``config.resolve`` that leaves OmegaConf out of the common cases, and resolves once.
-
-    Changes: (1) no ``${`` anywhere: a deep copy, no OmegaConf at all (``OmegaConf.create`` alone
-    costs ~1 ms per graph node); (2) every interpolation a plain absolute reference
-    (``${width}``, ``${model.enc.d}``) to an existing key: resolved in Python by
-    :func:`resolve_references`; (3) otherwise OmegaConf as today, but one
-    ``to_container(resolve=True)``; the per-key walk ``_resolve_each`` that locates each broken
-    interpolation runs only when that failed (today it always runs first, then ``to_container``
-    resolves everything again).
-    """
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    if not has_interpolation(data):
-        return copy.deepcopy(data)
-    simple = resolve_references(data)
-    if simple is not None:
-        return simple
-    cfg = OmegaConf.create(data)
-    try:
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except OmegaConfBaseException:
-        problems: list[Problem] = []
-        config._resolve_each(cfg, (), index, problems)
-        if problems:
-            raise GraphError(problems) from None
-        raise
-
-
-_REFERENCE = re.compile(r"\$\{([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)\}")
-
-
-class _NotSimple(Exception):
-    """An interpolation that only OmegaConf can resolve (or report)."""
-
-
-def resolve_references(data: dict[str, Any]) -> dict[str, Any] | None:
-    """``data`` with every whole-string ``${a.b}`` replaced by the value at ``a.b``.
-
-    None when some ``${`` is anything else (a resolver, a relative or list-index reference,
-    text around it, a missing key, a cycle): the caller then falls back on OmegaConf, which
-    resolves it or reports it with its line.
-    """
-    raw = copy.deepcopy(data)
-
-    def lookup(path: str) -> Any:
-        node: Any = raw
-        for part in path.split("."):
-            if not isinstance(node, dict) or part not in node:
-                raise _NotSimple(path)
-            node = node[part]
-        return node
-
-    def fix(value: Any, seen: frozenset[str]) -> Any:
-        if isinstance(value, str):
-            if "${" not in value:
-                return value
-            match = _REFERENCE.fullmatch(value)
-            if match is None or match.group(1) in seen:
-                raise _NotSimple(value)
-            target = match.group(1)
-            return fix(copy.deepcopy(lookup(target)), seen | {target})
-        if isinstance(value, dict):
-            return {k: fix(v, seen) for k, v in value.items()}
-        if isinstance(value, list):
-            return [fix(v, seen) for v in value]
-        return value
-
-    try:
-        return fix(raw, frozenset())
-    except _NotSimple:
-        return None
+# Fixes 1 (one libyaml parse), 2 (resolving plain ${a.b} references without OmegaConf) and 4
+# (parsing only Trainer.__init__'s signature) are in core now: "proposed" uses core's versions.
+parse_yaml = config.parse_yaml
+resolve = config.resolve
 
 
 def freeze(value: Any) -> Any:
@@ -190,30 +63,7 @@ def check(*args: Any, **kwargs: Any) -> Any:
         _CACHE.clear()
 
 
-@functools.lru_cache(maxsize=1)
-def trainer_parameters() -> frozenset[str]:
-    """``checker.trainer_parameters`` parsing only ``Trainer.__init__``'s signature.
-
-    Change: today ``ast.parse`` reads all of Lightning's trainer.py (~0.35 s, once per process,
-    i.e. on every ``neuralgraph check``); here only the text from ``def __init__(`` (after
-    ``class Trainer``) to ``) -> None:`` is parsed (~3 ms). Falls back on the full parse.
-    """
-    spec = importlib.util.find_spec("pytorch_lightning")
-    if spec is None or spec.origin is None:
-        return frozenset()
-    try:
-        source = (Path(spec.origin).parent / "trainer" / "trainer.py").read_text(
-            encoding="utf-8")
-        start = source.index("def __init__(", source.index("class Trainer"))
-        end = source.index(") -> None:", start)
-        func = ast.parse(source[start:end] + "): pass").body[0]
-    except (OSError, ValueError, SyntaxError):
-        return _original_trainer_parameters()
-    assert isinstance(func, ast.FunctionDef)
-    return frozenset(a.arg for a in [*func.args.args, *func.args.kwonlyargs] if a.arg != "self")
-
-
-_original_trainer_parameters = checker.trainer_parameters
+trainer_parameters = checker.trainer_parameters
 
 
 @contextlib.contextmanager
