@@ -653,7 +653,42 @@ def _log_report(path: str, notes: Sequence[str], skipped: Mapping[str, int]) -> 
         logger.warning("%s: skipped %d entries (%s)", path, sum(skipped.values()), counts)
 
 
-class AudioToCharDataset(_AudioDataSource):
+class _TranscriptDataSource(_AudioDataSource):
+    """Audio and tokenized transcripts: what the char and BPE sources share (``self.tokenizer``
+    is a CharTokenizer or a SentencePieceTokenizer)."""
+
+    tokenizer: CharTokenizer | SentencePieceTokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens (the CTC blank comes after them)."""
+        return self.tokenizer.vocab_size
+
+    @property
+    def output_types(self) -> dict[str, ng.NeuralType]:
+        """Ports: audio_signal (B, T), audio_length, transcripts (B, U), transcript_length."""
+        return {
+            **self._audio_types(),
+            "transcripts": ng.NeuralType(("B", "T"), ng.LabelsType(vocab_size=self.vocab_size)),
+            "transcript_length": ng.NeuralType(("B",), ng.LengthsType()),
+        }
+
+    def _vocabulary(self) -> CharTokenizer | SentencePieceTokenizer:
+        return self.tokenizer
+
+    def _target(self, entry: ManifestEntry) -> list[int]:
+        return self.tokenizer.text_to_ids(entry.text)
+
+    def text_to_ids(self, text: str) -> list[int]:
+        """Token ids of a transcript (normalized first when ``normalize_transcripts``)."""
+        return self.tokenizer.text_to_ids(text)
+
+    def ids_to_text(self, ids: Sequence[int]) -> str:
+        """The transcript of token ids."""
+        return self.tokenizer.ids_to_text(ids)
+
+
+class AudioToCharDataset(_TranscriptDataSource):
     """Audio and character transcripts from NeMo manifests (CTC targets over ``labels``).
 
     Args:
@@ -686,33 +721,10 @@ class AudioToCharDataset(_AudioDataSource):
         self.tokenizer = CharTokenizer(labels, normalize=normalize_transcripts)
         self.labels = self.tokenizer.labels
 
-    @property
-    def output_types(self) -> dict[str, ng.NeuralType]:
-        """Ports: audio_signal (B, T), audio_length, transcripts (B, U), transcript_length."""
-        return {
-            **self._audio_types(),
-            "transcripts": ng.NeuralType(("B", "T"), ng.LabelsType(vocab_size=len(self.labels))),
-            "transcript_length": ng.NeuralType(("B",), ng.LengthsType()),
-        }
-
-    def _vocabulary(self) -> CharTokenizer:
-        return self.tokenizer
-
-    def _target(self, entry: ManifestEntry) -> list[int]:
-        return self.tokenizer.text_to_ids(entry.text)
-
-    def text_to_ids(self, text: str) -> list[int]:
-        """Label indices of a transcript (normalized first when ``normalize_transcripts``)."""
-        return self.tokenizer.text_to_ids(text)
-
-    labels_to_ids = text_to_ids
-
-    def ids_to_text(self, ids: Sequence[int]) -> str:
-        """The transcript of label indices."""
-        return self.tokenizer.ids_to_text(ids)
+    labels_to_ids = _TranscriptDataSource.text_to_ids
 
 
-class AudioToBPEDataset(_AudioDataSource):
+class AudioToBPEDataset(_TranscriptDataSource):
     """Audio and SentencePiece (BPE / unigram) transcripts from NeMo manifests.
 
     Args:
@@ -744,34 +756,6 @@ class AudioToBPEDataset(_AudioDataSource):
         super().__init__(sample_rate, int_values, trim_silence, augmentor, bad_data)
         self.tokenizer_model = str(tokenizer_model)
         self.tokenizer = SentencePieceTokenizer(tokenizer_model, normalize=normalize_transcripts)
-
-    @property
-    def vocab_size(self) -> int:
-        """Number of SentencePiece pieces (the CTC blank comes after them)."""
-        return self.tokenizer.vocab_size
-
-    @property
-    def output_types(self) -> dict[str, ng.NeuralType]:
-        """Ports: audio_signal (B, T), audio_length, transcripts (B, U), transcript_length."""
-        return {
-            **self._audio_types(),
-            "transcripts": ng.NeuralType(("B", "T"), ng.LabelsType(vocab_size=self.vocab_size)),
-            "transcript_length": ng.NeuralType(("B",), ng.LengthsType()),
-        }
-
-    def _vocabulary(self) -> SentencePieceTokenizer:
-        return self.tokenizer
-
-    def _target(self, entry: ManifestEntry) -> list[int]:
-        return self.tokenizer.text_to_ids(entry.text)
-
-    def text_to_ids(self, text: str) -> list[int]:
-        """Piece ids of a transcript (normalized first when ``normalize_transcripts``)."""
-        return self.tokenizer.text_to_ids(text)
-
-    def ids_to_text(self, ids: Sequence[int]) -> str:
-        """The text of piece ids."""
-        return self.tokenizer.ids_to_text(ids)
 
 
 class AudioToClassificationLabelDataset(_AudioDataSource):
