@@ -119,6 +119,35 @@ class TestVoices:
         train = {_base(r["speaker"]) for r in _rows(synth_corpus["train"])}
         assert not train & set(DEFAULT_HELDOUT_VOICES)
 
+    def test_engines_drawn_evenly_and_only_train_dev_shifted(self):
+        """An engine is drawn uniformly, then a voice; flite/festival utterances of train and
+        dev get a pitch shift within SHIFT_CENTS, heldout ones and espeak's none."""
+        voices = synth.DEFAULT_VOICES
+        texts = synth._split_sentences(sentence_pool())
+        jobs = {split: synth._plan_split(split, 3000, "digits", voices, 0, None, texts, "PCM_16")
+                for split in ("train", "heldout")}
+        engines = [job.engine for job in jobs["train"]]
+        for engine in ("espeak", "flite", "festival"):
+            assert 900 < engines.count(engine) < 1100, engine
+        low, high = synth.SHIFT_CENTS
+        shifted = [job for job in jobs["train"] if job.engine != "espeak"]
+        assert all(low <= job.shift_cents <= high for job in shifted)
+        assert len({round(job.shift_cents) for job in shifted}) > 100
+        assert all(job.shift_cents == 0 for job in jobs["train"] if job.engine == "espeak")
+        assert all(job.shift_cents == 0 for job in jobs["heldout"])
+
+    @pytest.mark.skipif(not shutil.which("sox"), reason="sox is not installed")
+    def test_pitch_shift_keeps_length_and_moves_pitch(self):
+        """sox's pitch shift keeps the duration and moves a tone by the cents asked."""
+        t = np.arange(16000) / synth.SAMPLE_RATE
+        tone = (0.5 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+        out = synth._shift_pitch(tone, 1200.0)  # one octave up
+        assert abs(len(out) - len(tone)) <= 160
+        spectrum = np.abs(np.fft.rfft(out[2000:14000]))
+        peak = np.fft.rfftfreq(12000, 1 / synth.SAMPLE_RATE)[spectrum.argmax()]
+        assert 380 < peak < 420
+        assert synth._shift_pitch(tone, 0.0) is tone
+
     def test_speaker_names_engine_and_voice(self, synth_corpus):
         """Speakers are 'engine:voice' with an optional '+variant' for espeak."""
         for manifest in synth_corpus.values():

@@ -2,8 +2,11 @@
 
 ``synthesize_corpus`` speaks digit strings ("three seven nine oh two") and short sentences with
 espeak-ng (several accents, each with dozens of voice variants, random rate and pitch), flite
-(awb, rms, slt, kal16) and festival (kal_diphone), resamples everything to 16 kHz mono with sox,
-trims the synthesizers' silences, pads a little random silence, sets a random level, optionally
+(awb, rms, slt, kal, kal16) and festival (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts) —
+one engine drawn uniformly per utterance, then one of its voices —, resamples everything to
+16 kHz mono with sox, pitch-shifts flite and festival utterances of train and dev by up to
+±3 semitones (sox `pitch`) to make more speakers of those few voices, trims the synthesizers'
+silences, pads a little random silence, sets a random level, optionally
 adds coloured noise at a random SNR, and writes FLAC files with NeMo JSON-lines manifests:
 
     OUT/train_manifest.json     OUT/train/00000.flac ...
@@ -72,17 +75,25 @@ DEFAULT_VOICES: tuple[str, ...] = (
     "flite:awb",
     "flite:rms",
     "flite:slt",
+    "flite:kal",
     "flite:kal16",
     "festival:kal_diphone",
+    "festival:ked_diphone",
+    "festival:cmu_us_slt_arctic_hts",
 )
-# flite's kal16 and festival's kal_diphone are the same speaker (Kal's diphones), so both are
-# held out together with one espeak accent and one flite voice.
+# One speaker is held out in every engine that has him: flite's kal and kal16 and festival's
+# kal_diphone are all Kal's diphones. With him, one espeak accent. (flite's slt and festival's
+# cmu_us_slt_arctic_hts are one speaker too; both train.)
 DEFAULT_HELDOUT_VOICES: tuple[str, ...] = (
     "espeak:en-gb-scotland",
-    "flite:slt",
+    "flite:kal",
     "flite:kal16",
     "festival:kal_diphone",
 )
+# flite and festival voices are few; in train and dev each utterance of theirs is pitch-shifted
+# (formants with it, as sox's `pitch` does) by a random amount in this range, in cents, to make
+# more speakers of them. Heldout voices are left as they are.
+SHIFT_CENTS = (-300.0, 300.0)
 # espeak-ng variants that stay intelligible (no robot echo, no novelty voices); "" is the plain
 # accent voice.
 ESPEAK_VARIANTS: tuple[str, ...] = (
@@ -97,7 +108,7 @@ ESPEAK_VARIANTS: tuple[str, ...] = (
 _PROGRAMS = {
     "espeak": ("espeak-ng", "espeak-ng"),
     "flite": ("flite", "flite"),
-    "festival": ("festival", "festival festvox-kallpc16k"),
+    "festival": ("festival", "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"),
     "sox": ("sox", "sox"),
 }
 _FESTIVAL_VOICE_DIRS = (Path("/usr/share/festival/voices"), Path("/usr/lib/festival/voices"))
@@ -227,6 +238,7 @@ class _Job:
     rate: int  # espeak words per minute
     pitch: int  # espeak pitch 0..99
     stretch: float  # flite / festival duration stretch
+    shift_cents: float  # flite / festival pitch shift (0: none)
     seed: int  # post-processing: trim margins, level, noise
     snr_db: float | None
     subtype: str  # FLAC sample format: PCM_16 or PCM_S8
@@ -236,6 +248,17 @@ class _Job:
         """The voice identity recorded in the manifest, e.g. ``espeak:en-gb-x-rp+f3``."""
         suffix = f"+{self.variant}" if self.variant else ""
         return f"{self.engine}:{self.voice}{suffix}"
+
+
+def _pick_voice(rng: random.Random, voices: Sequence[str]) -> tuple[str, str]:
+    """An engine uniformly, then one of its voices: (engine, name). espeak has many accents and
+    flite/festival few, so drawing voices uniformly would make 3 in 4 utterances espeak's."""
+    by_engine: dict[str, list[str]] = {}
+    for voice in voices:
+        engine, name = voice.split(":", 1)
+        by_engine.setdefault(engine, []).append(name)
+    engine = rng.choice(sorted(by_engine))
+    return engine, rng.choice(by_engine[engine])
 
 
 def _plan_split(
@@ -255,8 +278,9 @@ def _plan_split(
     for i in range(n):
         use_digits = kind == "digits" or (kind == "mixed" and rng.random() < 0.5)
         text = digit_text(rng) if use_digits else rng.choice(sentences)
-        engine, name = rng.choice(voices).split(":", 1)
+        engine, name = _pick_voice(rng, voices)
         variant = rng.choice(ESPEAK_VARIANTS) if engine == "espeak" else ""
+        shift = rng.uniform(*SHIFT_CENTS) if engine != "espeak" and split != "heldout" else 0.0
         snr = None if noise_snr_db is None else round(rng.uniform(*noise_snr_db), 2)
         jobs.append(
             _Job(
@@ -268,6 +292,7 @@ def _plan_split(
                 rate=rng.randint(130, 200),
                 pitch=rng.randint(30, 70),
                 stretch=round(rng.uniform(0.85, 1.2), 3),
+                shift_cents=round(shift, 1),
                 seed=rng.getrandbits(63),
                 snr_db=snr,
                 subtype=subtype,
@@ -335,6 +360,15 @@ def _wav_to_16k(wav: bytes) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.float32).copy()
 
 
+def _shift_pitch(audio: np.ndarray, cents: float) -> np.ndarray:
+    """Shift pitch and formants by ``cents`` at the same tempo, with sox: (T,) -> (T,)."""
+    if cents == 0.0:
+        return audio
+    raw = ["-t", "raw", "-e", "floating-point", "-b", "32", "-r", str(SAMPLE_RATE), "-c", "1"]
+    out = _run(["sox", *raw, "-", *raw, "-", "pitch", f"{cents:.1f}"], audio.tobytes())
+    return np.frombuffer(out, dtype=np.float32).copy()
+
+
 def _trim(audio: np.ndarray, threshold_db: float = -40.0, margin_s: float = 0.02) -> np.ndarray:
     """Cut leading/trailing frames quieter than ``threshold_db`` below the loudest 10 ms frame."""
     hop = SAMPLE_RATE // 100
@@ -385,7 +419,7 @@ def _render(task: tuple[Sequence[_Job], str]) -> list[int]:
         audios = [_synthesize(job) for job in jobs]
     lengths = []
     for job, audio in zip(jobs, audios, strict=True):
-        out = _postprocess(audio, job)
+        out = _postprocess(_shift_pitch(audio, job.shift_cents), job)
         sf.write(Path(root) / job.out_path, out, SAMPLE_RATE, format="FLAC", subtype=job.subtype)
         lengths.append(len(out))
     return lengths
