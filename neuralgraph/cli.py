@@ -60,6 +60,9 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--set", dest="data_params", action="append", default=[],
                         metavar="KEY=VALUE", help="extra data split parameters")
+    parser.add_argument("overrides", nargs="*",
+                        help="Hydra-grammar overrides of the archived graph, e.g. a metric's "
+                             "parameters: ++metrics.wer.params.decoding=beam")
 
 
 def _configure_export(parser: argparse.ArgumentParser) -> None:
@@ -130,7 +133,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     from neuralgraph.model import GraphModel
 
-    model = GraphModel.restore_from(args.model)
+    model = GraphModel.restore_from(args.model, overrides=args.overrides)
     extra = dict(_parse_kv(p) for p in args.data_params)
     loader = model.dataloader_for(args.manifest, batch_size=args.batch_size, **extra)
     results = model.evaluate(loader)

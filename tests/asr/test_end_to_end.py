@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from neuralgraph_asr.decoding import flashlight_available
 from tests.conftest import ROOT, run_cli
 
 DIGITS = ROOT / "examples" / "asr" / "data" / "digits"
@@ -73,6 +74,48 @@ class TestTrainedArchive:
         assert result.returncode == 0, result.stderr
         metrics = json.loads(result.stdout)
         assert 0.0 <= metrics["wer"] <= 1.5 and metrics["utterances"] == 60
+
+    def test_evaluate_takes_the_decoder(self, trained: Path, tmp_path: Path) -> None:
+        """Overrides choose beam search with a lexicon and LM made by `neuralgraph asr lm`;
+        a bad choice exits 2 naming the metric."""
+        result = run_cli("asr", "lm", "--manifest", str(DIGITS / "train_manifest.json"),
+                         "--out", str(tmp_path / "lm"))
+        assert result.returncode == 0, result.stderr
+        base = ("evaluate", "--model", str(trained), "--manifest",
+                str(DIGITS / "dev_manifest.json"), "--json")
+        choices = {
+            "greedy": [],
+            "beam": ["++metrics.wer.params.decoding=beam", "++metrics.wer.params.beam_size=8"],
+        }
+        if flashlight_available():
+            choices["lexicon+lm"] = [*choices["beam"],
+                                     f"++metrics.wer.params.lexicon={tmp_path / 'lm/lexicon.txt'}",
+                                     f"++metrics.wer.params.lm={tmp_path / 'lm/lm.arpa'}"]
+        wer = {}
+        for name, overrides in choices.items():
+            result = run_cli(*base, *overrides)
+            assert result.returncode == 0, result.stderr
+            wer[name] = json.loads(result.stdout)["wer"]
+            assert 0.0 <= wer[name] <= 1.5
+        bad = run_cli(*base, "++metrics.wer.params.decoding=viterbi")
+        assert bad.returncode == 2 and "decoding must be one of" in bad.stderr
+        assert "metrics.wer" in bad.stderr and "Traceback" not in bad.stderr
+
+    @pytest.mark.skipif(not flashlight_available(), reason="flashlight-text is not installed")
+    def test_transcribe_with_lexicon_gives_lexicon_words(self, trained: Path,
+                                                        tmp_path: Path) -> None:
+        """`transcribe --decoder beam --lexicon` outputs only words of the lexicon."""
+        result = run_cli("asr", "lm", "--manifest", str(DIGITS / "train_manifest.json"),
+                         "--out", str(tmp_path / "lm"))
+        assert result.returncode == 0, result.stderr
+        words = {line.split()[0] for line in (tmp_path / "lm/lexicon.txt").read_text().splitlines()}
+        files = sorted((DIGITS / "dev").glob("*.flac"))[:4]
+        result = run_cli("transcribe", "--model", str(trained), *map(str, files), "--json",
+                         "--decoder", "beam", "--lexicon", str(tmp_path / "lm/lexicon.txt"),
+                         "--lm", str(tmp_path / "lm/lm.arpa"))
+        assert result.returncode == 0, result.stderr
+        texts = [json.loads(line)["text"] for line in result.stdout.splitlines()]
+        assert len(texts) == 4 and all(set(t.split()) <= words for t in texts)
 
     def test_missing_audio_is_user_error(self, trained: Path, tmp_path: Path) -> None:
         """A missing audio file exits 2 with its path, no traceback."""

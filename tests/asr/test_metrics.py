@@ -136,3 +136,37 @@ class TestWER:
             update(WER(), ["a"], ["a"])
         with pytest.raises(ValueError, match="either labels or tokenizer"):
             WER(labels=LABELS, tokenizer=object())
+
+
+class TestWERDecoding:
+    def test_beam_on_peaked_emissions_matches_greedy(self) -> None:
+        """decoding: beam gives the greedy result where one path dominates."""
+        greedy, beam = WER(labels=LABELS), WER(labels=LABELS, decoding="beam", beam_size=4)
+        for metric in (greedy, beam):
+            update(metric, ["the cat sat", "hello word"], ["the cat sat down", "hello world"])
+        assert beam.errors == greedy.errors == 2 and beam.words == 6
+
+    def test_beam_sums_paths_that_greedy_cannot(self) -> None:
+        """Beam search finds the label whose paths add up, where greedy's best frame loses."""
+        # frames: a 0.4 / blank 0.6 twice -> greedy says "" (blank, blank), but "a" has
+        # probability 1 - 0.6^2 = 0.64 summed over its paths.
+        scores = torch.full((1, 2, BLANK + 1), 1e-6)
+        scores[0, :, LABELS.index("a")] = 0.4
+        scores[0, :, BLANK] = 0.6
+        predictions = scores.log()
+        target, target_lengths = targets(["a"])
+        for decoding, expected in (("greedy", 1), ("beam", 0)):
+            metric = WER(labels=LABELS, decoding=decoding)
+            metric.update(predictions=predictions, predictions_lengths=torch.tensor([2]),
+                          targets=target, target_lengths=target_lengths)
+            assert int(metric.errors) == expected, decoding
+
+    def test_bad_choices_are_value_errors(self) -> None:
+        with pytest.raises(ValueError, match="decoding must be one of"):
+            WER(labels=LABELS, decoding="viterbi")
+        with pytest.raises(ValueError, match="lexicon and lm are for decoding: beam"):
+            WER(labels=LABELS, lexicon="words.lex")
+
+    def test_lexicon_and_lm_are_artifacts(self) -> None:
+        """Both files are packed into archives like a tokenizer model."""
+        assert {"lexicon", "lm"} <= set(WER.artifacts)

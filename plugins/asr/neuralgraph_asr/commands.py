@@ -39,7 +39,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
 
 def configure_asr(parser: argparse.ArgumentParser) -> None:
-    """``neuralgraph asr tokenizer|synth``."""
+    """``neuralgraph asr tokenizer|synth|lm``."""
+    from neuralgraph_asr.lm import configure_lm_parser, run_lm
     from neuralgraph_asr.synth import configure_synth_parser, run_synth
     from neuralgraph_asr.tokenizers import configure_tokenizer_parser, run_tokenizer
 
@@ -50,6 +51,9 @@ def configure_asr(parser: argparse.ArgumentParser) -> None:
     synth = sub.add_parser("synth", help="synthesize a multi-speaker English corpus")
     configure_synth_parser(synth)
     synth.set_defaults(asr_run=run_synth)
+    lm = sub.add_parser("lm", help="word lexicon and n-gram LM files for beam search")
+    configure_lm_parser(lm)
+    lm.set_defaults(asr_run=run_lm)
 
 
 def run_asr(args: argparse.Namespace) -> int:

@@ -183,6 +183,7 @@ class CTCBeamSearchDecoder:
             word_score=word_score,
             blank_token=blank_name,
             sil_token=sil,
+            log_add=True,  # a prefix scores the sum of its paths, as in the Python search
         )
 
     def _strip_edges(self, ids: list[int]) -> list[int]:

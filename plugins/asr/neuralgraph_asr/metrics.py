@@ -54,8 +54,11 @@ def word_errors(hypothesis: str, reference: str, use_cer: bool = False) -> tuple
     return edit_distance(hypothesis.split(), ref_words), len(ref_words)
 
 
+DECODINGS = ("greedy", "beam")
+
+
 class WER(ng.NeuralMetric):
-    """Word error rate of greedy CTC decoding: total edit errors / total reference words.
+    """Word error rate of CTC decoding: total edit errors / total reference words.
 
     Parameters:
 
@@ -66,6 +69,10 @@ class WER(ng.NeuralMetric):
     - ``blank``: the blank's id (default ``len(labels)``; without labels, the last class).
     - ``use_cer``: count characters instead of words (character error rate).
     - ``log_prediction``: log the first hypothesis and reference of every update.
+    - ``decoding``: ``greedy`` (default) or ``beam`` (CTC beam search); for beam search,
+      ``beam_size`` (16), ``lexicon`` (a flashlight lexicon file), ``lm`` (a KenLM or ARPA
+      n-gram file), ``lm_weight`` (2.0) and ``word_score`` (0.0); a lexicon or LM needs
+      flashlight-text (in the ``asr`` extra). Both files are packed into archives.
 
     Errors and reference words are summed over updates (and across ranks), so the result over
     several batches is the ratio of sums, not the mean of per-batch rates. ``compute()`` returns
@@ -75,7 +82,7 @@ class WER(ng.NeuralMetric):
     ``targets`` (B, S) label ids, ``target_lengths`` (B,).
     """
 
-    artifacts = ("tokenizer_model",)
+    artifacts = ("tokenizer_model", "lexicon", "lm")
     full_state_update = False
     is_differentiable = False
     higher_is_better = False
@@ -88,9 +95,19 @@ class WER(ng.NeuralMetric):
         log_prediction: bool = False,
         tokenizer: Any = None,
         tokenizer_model: str | None = None,
+        decoding: str = "greedy",
+        beam_size: int = 16,
+        lexicon: str | None = None,
+        lm: str | None = None,
+        lm_weight: float = 2.0,
+        word_score: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {list(DECODINGS)} (got {decoding!r})")
+        if decoding == "greedy" and (lexicon is not None or lm is not None):
+            raise ValueError("lexicon and lm are for decoding: beam (got decoding: greedy)")
         if tokenizer_model is not None:
             if tokenizer is not None:
                 raise ValueError("give either tokenizer or tokenizer_model, not both")
@@ -110,6 +127,19 @@ class WER(ng.NeuralMetric):
         self.use_cer = bool(use_cer)
         self.log_prediction = bool(log_prediction)
         self.decode_fn: Callable[[Sequence[int]], str] | None = self._decoder_of(tokenizer)
+        self.decoding = decoding
+        self.lexicon, self.lm = lexicon, lm
+        self._beam: Any = None
+        if decoding == "beam":
+            from neuralgraph_asr.decoding import CTCBeamSearchDecoder
+
+            tokens = self.labels if self.labels is not None else getattr(tokenizer, "tokens", None)
+            if tokens is None:
+                raise ValueError("decoding: beam needs labels or a tokenizer with a token list")
+            self._beam = CTCBeamSearchDecoder(
+                tokens, blank=self.blank, beam_size=beam_size, lexicon=lexicon, lm=lm,
+                lm_weight=lm_weight, word_score=word_score,
+            )
         self.add_state("errors", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("words", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
@@ -149,12 +179,13 @@ class WER(ng.NeuralMetric):
         targets: Tensor,
         target_lengths: Tensor,
     ) -> None:
-        """Decode a batch greedily and add its errors and reference words."""
+        """Decode a batch (greedy or beam search) and add its errors and reference words."""
         blank = self.blank if self.blank is not None else predictions.shape[-1] - 1
-        hypotheses = [
-            self.ids_to_text(ids)
-            for ids in ctc_greedy_decode(predictions.detach(), predictions_lengths, blank)
-        ]
+        if self._beam is not None:
+            decoded = self._beam.decode(predictions.detach(), predictions_lengths)
+        else:
+            decoded = ctc_greedy_decode(predictions.detach(), predictions_lengths, blank)
+        hypotheses = [self.ids_to_text(ids) for ids in decoded]
         target_rows = targets.detach().long().cpu().tolist()
         lengths = target_lengths.detach().long().cpu().tolist()
         references = [self.ids_to_text(row[:n]) for row, n in zip(target_rows, lengths)]
