@@ -101,6 +101,18 @@ class TestAudioAugmentor:
         added = noise(x) - x
         assert abs(float(added.std() / x.pow(2).mean().sqrt()) - 0.1) < 0.01
 
+    @pytest.mark.parametrize("rate", [8000, 12000])
+    def test_band_limit(self, rate):
+        """band_limit keeps the length and a tone below rate/2, and removes one above it."""
+        t = torch.arange(16000) / 16000
+        low, high = torch.sin(2 * torch.pi * 300 * t), torch.sin(2 * torch.pi * 7000 * t)
+        aug = AudioAugmentor({"band_limit": {"rates": [rate]}}, 16000)
+        out = aug(low + high)
+        spectrum = torch.fft.rfft(out).abs()
+        assert out.shape == (16000,)
+        assert spectrum[300] > 0.95 * torch.fft.rfft(low).abs()[300]
+        assert spectrum[7000] < 0.05 * torch.fft.rfft(high).abs()[7000]
+
     def test_prob_zero(self):
         """With prob 0 nothing changes."""
         x = torch.randn(1000)
@@ -113,6 +125,9 @@ class TestAudioAugmentor:
         ({"gain": {"min_gain": 1}}, "keys must be among"),
         ({"noise": {"min_snr_db": 30, "max_snr_db": 10}}, "min_snr_db must be <= max_snr_db"),
         ({"speed": {"rates": [0]}}, "rates must be numbers"),
+        ({"band_limit": {"rates": [8000.5]}}, "integer sample rates"),
+        ({"band_limit": {"rates": []}}, "integer sample rates"),
+        ({"band_limit": {"rates": [16000]}}, "below the sample rate 16000"),
     ])
     def test_bad_config(self, config, message):
         """Bad settings are ValueErrors saying what must hold."""

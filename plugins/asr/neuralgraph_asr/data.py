@@ -125,7 +125,9 @@ _AUGMENT_KEYS: dict[str, dict[str, float | None]] = {
     "gain": {"prob": 1.0, "min_gain_dbfs": -10.0, "max_gain_dbfs": 10.0},
     "noise": {"prob": 1.0, "min_snr_db": 10.0, "max_snr_db": 40.0},
     "white_noise": {"prob": 1.0, "min_level": -90.0, "max_level": -46.0},
+    "band_limit": {"prob": 1.0, "rates": None},
 }
+_BAND_LIMIT_RATES = (8000, 12000)  # simple ratios to 16 kHz: cheap to resample
 
 
 class AudioAugmentor:
@@ -139,6 +141,9 @@ class AudioAugmentor:
     * ``gain``: multiply by a gain in ``[min_gain_dbfs, max_gain_dbfs]`` dB.
     * ``noise``: add white noise at a signal-to-noise ratio in ``[min_snr_db, max_snr_db]`` dB.
     * ``white_noise``: add white noise at a level in ``[min_level, max_level]`` dBFS (NeMo's).
+    * ``band_limit``: resample down to a rate drawn from ``rates`` (default 8000 and 12000 Hz)
+      and back, removing everything above half that rate, as telephone audio or a synthesizer
+      voice recorded at 8 kHz has it. Keeps the length.
 
     Random numbers come from torch's generator, which DataLoader seeds per worker.
     """
@@ -150,6 +155,10 @@ class AudioAugmentor:
         self.steps: list[tuple[str, dict[str, Any]]] = [
             (kind, _augment_settings(kind, settings)) for kind, settings in config.items()
         ]
+        for kind, s in self.steps:
+            if kind == "band_limit" and max(s["rates"]) >= sample_rate:
+                raise ValueError(f"augmentor.band_limit.rates must be below the sample rate "
+                                 f"{sample_rate} (got {s['rates']})")
 
     def __call__(self, samples: torch.Tensor) -> torch.Tensor:
         """Perturb a ``(T,)`` waveform; the result is ``(T',)`` (``T' != T`` after ``speed``)."""
@@ -171,6 +180,14 @@ class AudioAugmentor:
         import torchaudio.functional as AF
 
         return AF.resample(samples, round(self.sample_rate * rate), self.sample_rate)
+
+    def _band_limit(self, samples: torch.Tensor, s: dict[str, Any]) -> torch.Tensor:
+        import torchaudio.functional as AF
+
+        rates = s["rates"]
+        low = int(rates[int(torch.randint(len(rates), ()))])
+        down = AF.resample(samples, self.sample_rate, low)
+        return AF.resample(down, low, self.sample_rate)[: samples.shape[-1]]
 
     @staticmethod
     def _gain(samples: torch.Tensor, s: dict[str, Any]) -> torch.Tensor:
@@ -216,6 +233,13 @@ def _augment_settings(kind: str, settings: Any) -> dict[str, Any]:
                              f"(got {s[low]} > {s[high]})")
     if kind == "speed":
         _speed_rates(s)
+    if kind == "band_limit":
+        rates = list(_BAND_LIMIT_RATES) if s["rates"] is None else s["rates"]
+        if not rates or not all(isinstance(r, int) and not isinstance(r, bool) and 1000 <= r
+                                for r in rates):
+            raise ValueError(f"augmentor.band_limit.rates must be a list of integer sample rates "
+                             f">= 1000 Hz (got {s['rates']!r})")
+        s["rates"] = rates
     return s
 
 
