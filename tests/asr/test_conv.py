@@ -262,6 +262,76 @@ class TestLengthsAndMasking:
         assert all(p.grad is not None for p in encoder.parameters())
 
 
+class TestFastPaths:
+    """Channels-last activations and polyphase dilated convolutions compute NeMo's sums."""
+
+    @pytest.mark.parametrize("dilation", [2, 3])
+    @pytest.mark.parametrize("time", [48, 49, 50])
+    @pytest.mark.parametrize("same", [True, False])
+    @pytest.mark.parametrize("four_d", [False, True])
+    def test_polyphase_equals_dilated_conv(self, dilation: int, time: int, same: bool,
+                                           four_d: bool) -> None:
+        """Values and gradients (input, weight) equal torch's dilated conv1d, odd lengths too."""
+        from neuralgraph_asr.conv import MaskedConv1d, _Padding
+
+        torch.manual_seed(0)
+        kernel = 7
+        padding = dilation * (kernel - 1) // 2 if same else 0
+        conv = MaskedConv1d(6, 6, kernel, padding=padding, dilation=dilation, groups=6)
+        assert conv.polyphase
+        x = torch.randn(2, 6, time, requires_grad=True)
+        reference = torch.nn.functional.conv1d(x, conv.conv.weight, None, 1, padding, dilation, 6)
+        grads_ref = torch.autograd.grad(reference.square().sum(), [x, conv.conv.weight])
+        inp = x.unsqueeze(2).contiguous(memory_format=torch.channels_last) if four_d else x
+        pad = _Padding(torch.tensor([time, time]), [], enabled=False, dims=inp.dim())
+        out = conv(inp, pad)
+        out = out.squeeze(2) if four_d else out
+        grads = torch.autograd.grad(out.square().sum(), [x, conv.conv.weight])
+        assert out.shape == reference.shape
+        torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-5)
+        for got, want in zip(grads, grads_ref):
+            torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+    def test_polyphase_only_where_it_applies(self) -> None:
+        from neuralgraph_asr.conv import MaskedConv1d
+
+        assert not MaskedConv1d(4, 4, 5, padding=2).polyphase  # no dilation
+        assert not MaskedConv1d(4, 4, 5, stride=2, padding=4, dilation=2).polyphase
+        assert not MaskedConv1d(4, 4, 5, padding=(3, 5), dilation=2).polyphase
+        assert not MaskedConv1d(4, 4, 5, padding=3, dilation=2).polyphase  # 3 % 2 != 0
+
+    @pytest.mark.parametrize("dense", [False, True])
+    def test_channels_last_encoder_matches(self, dense: bool) -> None:
+        """Both activation layouts give the same outputs, lengths, gradients and running
+        statistics (strides, SE, groups, dilation, dense residuals)."""
+        torch.manual_seed(0)
+        extra = {"residual_dense": True} if dense else {"groups": 2}
+        plain = ConvASREncoder(small_encoder(**extra), activation="relu", feat_in=8).train()
+        fast = ConvASREncoder(small_encoder(**extra), activation="relu", feat_in=8).train()
+        fast.load_state_dict(plain.state_dict())
+        plain.channels_last, fast.channels_last = False, True
+        x, lengths = torch.randn(3, 8, 45), torch.tensor([45, 30, 17])
+        results = []
+        for encoder in (plain, fast):
+            out, encoded = encoder(x, lengths)
+            out.square().sum().backward()
+            results.append((out, encoded, [p.grad for p in encoder.parameters()],
+                            [b for b in encoder.buffers() if b.dtype.is_floating_point]))
+        (o1, l1, g1, b1), (o2, l2, g2, b2) = results
+        assert o2.is_contiguous() and torch.equal(l1, l2)
+        torch.testing.assert_close(o2, o1, atol=1e-4, rtol=1e-4)
+        for got, want in zip(g2 + b2, g1 + b1):
+            torch.testing.assert_close(got, want, atol=1e-3, rtol=1e-3)
+
+    def test_layout_choice(self) -> None:
+        """Channels-last by default on CPU; never while exporting."""
+        encoder = ConvASREncoder(small_encoder(), activation="relu", feat_in=8)
+        x = torch.randn(1, 8, 20)
+        assert encoder.channels_last is None and encoder._use_channels_last(x)
+        encoder.channels_last = False
+        assert not encoder._use_channels_last(x)
+
+
 class TestConvASRDecoder:
     def test_log_probs(self) -> None:
         """The decoder maps (B, D, T) to normalized log-probabilities (B, T, classes + 1)."""

@@ -146,8 +146,10 @@ class _Padding:
     shared by all convolutions at that level.
     """
 
-    def __init__(self, lengths: Tensor, rules: Sequence[_LengthRule], enabled: bool) -> None:
+    def __init__(self, lengths: Tensor, rules: Sequence[_LengthRule], enabled: bool,
+                 dims: int = 3) -> None:
         self.enabled = enabled
+        self.dims = dims  # 3: (B, C, T) activations; 4: (B, C, 1, T) channels-last ones
         self._rules = rules
         self._lengths: list[Tensor | None] = [lengths] + [None] * len(rules)
         self._masks: list[Tensor | None] = [None] * (len(rules) + 1)
@@ -163,12 +165,13 @@ class _Padding:
         return found
 
     def pad_mask(self, level: int, time: int) -> Tensor:
-        """Boolean (B, 1, T): True on frames past each utterance's length at ``level``."""
+        """Boolean (B, 1, T) (or (B, 1, 1, T) with 4-D activations): True on frames past each
+        utterance's length at ``level``."""
         found = self._masks[level]
         if found is None or found.shape[-1] != time:
             lengths = self.lengths(level)
             steps = torch.arange(time, device=lengths.device)
-            found = (steps[None, :] >= lengths[:, None]).unsqueeze(1)
+            found = (steps[None, :] >= lengths[:, None]).view(-1, *[1] * (self.dims - 2), time)
             self._masks[level] = found
         return found
 
@@ -192,6 +195,11 @@ class _Padding:
 # ---------------------------------------------------------------------------------------------
 # building blocks
 # ---------------------------------------------------------------------------------------------
+
+
+def _exporting() -> bool:
+    """Whether a TorchScript or ONNX export is tracing or scripting this forward."""
+    return torch.jit.is_scripting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
 class MaskedConv1d(nn.Module):
@@ -234,6 +242,41 @@ class MaskedConv1d(nn.Module):
         self.level_out = 0
 
     @property
+    def polyphase(self) -> bool:
+        """Whether a dilated convolution runs as ``dilation`` undilated ones (see
+        :meth:`_polyphase`): stride 1 and symmetric padding a multiple of the dilation."""
+        conv = self.conv
+        d = conv.dilation[0]
+        return d > 1 and conv.stride[0] == 1 and self.pad_pair is None and \
+            conv.padding[0] % d == 0
+
+    def _polyphase(self, x: Tensor) -> Tensor:
+        """The dilated convolution as an undilated one over each of its ``d`` phases.
+
+        With dilation d, output frame u*d + r reads only input frames of phase r (frames
+        r, r + d, ...), so (B, C, T) seen as (B, C, T/d, d) — the same memory, both in
+        (B, C, T) and in channels-last (B, C, 1, T) layout — convolves over its third axis with
+        the undilated kernel as a (k, 1) 2-D kernel. The same sums as the dilated kernel, at the
+        cost of an undilated one: oneDNN's dilated depthwise kernels on CPU are ~9x slower.
+        """
+        conv = self.conv
+        d, k = conv.dilation[0], conv.kernel_size[0]
+        four_d = x.dim() == 4
+        flat = x.squeeze(2) if four_d else x
+        batch, channels, time = flat.shape
+        out_time = time + 2 * conv.padding[0] - d * (k - 1)
+        extra = -time % d
+        if extra:
+            flat = F.pad(flat, (0, extra))
+            if four_d:
+                flat = flat.unsqueeze(2).contiguous(memory_format=torch.channels_last).squeeze(2)
+        phases = flat.reshape(batch, channels, (time + extra) // d, d)
+        y = F.conv2d(phases, conv.weight.unsqueeze(3), conv.bias, 1,
+                     (conv.padding[0] // d, 0), 1, conv.groups)
+        y = y.reshape(batch, y.shape[1], 1, -1) if four_d else y.reshape(batch, y.shape[1], -1)
+        return y[..., :out_time] if y.shape[-1] != out_time else y
+
+    @property
     def changes_length(self) -> bool:
         """Whether output lengths differ from input lengths (NeMo's "same padding" test)."""
         k, d, s = self.conv.kernel_size[0], self.conv.dilation[0], self.conv.stride[0]
@@ -250,10 +293,20 @@ class MaskedConv1d(nn.Module):
         )
 
     def forward(self, x: Tensor, padding: _Padding) -> Tensor:
-        """(B, C_in, T) -> (B, C_out, T'), masking input frames past the lengths first."""
+        """(B, C_in, T) -> (B, C_out, T'), masking input frames past the lengths first.
+
+        A 4-D (B, C_in, 1, T) input (the encoder's channels-last layout) runs the same weights
+        as a 2-D convolution over a height of 1: (B, C_out, 1, T').
+        """
         x = padding.zero_padding(x, self.level_in)
         if self.pad_pair is not None:
             x = F.pad(x, self.pad_pair)
+        if self.polyphase and x.device.type == "cpu" and not _exporting():
+            return self._polyphase(x)
+        if x.dim() == 4:
+            conv = self.conv
+            return F.conv2d(x, conv.weight.unsqueeze(2), conv.bias, (1, conv.stride[0]),
+                            (0, conv.padding[0]), (1, conv.dilation[0]), conv.groups)
         return self.conv(x)
 
 
@@ -266,10 +319,12 @@ class GroupShuffle(nn.Module):
         self.channels_per_group = channels // groups
 
     def forward(self, x: Tensor) -> Tensor:
-        """(B, C, T) -> (B, C, T) with channels shuffled across groups."""
-        batch, _, time = x.shape
-        x = x.view(batch, self.groups, self.channels_per_group, time).transpose(1, 2)
-        return x.reshape(batch, self.groups * self.channels_per_group, time)
+        """(B, C, ...) -> (B, C, ...) with channels shuffled across groups."""
+        batch, rest = x.shape[0], x.shape[2:]
+        channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        x = x.reshape(batch, self.groups, self.channels_per_group, *rest).transpose(1, 2)
+        x = x.reshape(batch, self.groups * self.channels_per_group, *rest)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 class SqueezeExcite(nn.Module):
@@ -298,7 +353,7 @@ class SqueezeExcite(nn.Module):
         self.level = 0
 
     def _pool(self, x: Tensor, valid: Tensor) -> Tensor:
-        """Masked mean over time: (B, C, T) -> (B, C, 1)."""
+        """Masked mean over time: (B, C, ..., T) -> (B, C, ..., 1)."""
         window = self.context_window
         if self.training and 0 < window < x.shape[-1]:
             start = int(torch.randint(0, x.shape[-1] - window, (1,)))
@@ -307,10 +362,11 @@ class SqueezeExcite(nn.Module):
         return x.sum(-1, keepdim=True) / valid.sum(-1, keepdim=True).clamp(min=1).to(x.dtype)
 
     def forward(self, x: Tensor, padding: _Padding) -> Tensor:
-        """(B, C, T) -> (B, C, T): ``x`` scaled per channel by its gate."""
+        """(B, C, T) -> (B, C, T) (or 4-D (B, C, 1, T)): ``x`` scaled per channel by its gate."""
         pad = padding.pad_mask(self.level, x.shape[-1])
-        x = x.masked_fill(pad, 0.0)
-        gate = self.fc(self._pool(x, ~pad).transpose(1, 2)).transpose(1, 2)
+        x = torch.where(pad, 0.0, x)  # keeps a channels-last layout (masked_fill does not)
+        pooled = self._pool(x, ~pad)
+        gate = self.fc(pooled.flatten(1)).view(pooled.shape)
         return x * torch.sigmoid(gate)
 
 
@@ -320,9 +376,18 @@ def _new_kernel_size(kernel_size: int, factor: float) -> int:
     return size + 1 if size % 2 == 0 else size
 
 
+class _BatchNorm1d(nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` (same parameters and buffers) that also takes the encoder's 4-D
+    (B, C, 1, T) channels-last activations: statistics are per channel either way."""
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() not in (2, 3, 4):
+            raise ValueError(f"expected 2D, 3D or 4D input (got {input.dim()}D input)")
+
+
 def _norm_layer(mode: str, channels: int, norm_groups: int) -> nn.Module:
     if mode == "batch":
-        return nn.BatchNorm1d(channels, eps=1e-3, momentum=0.1)
+        return _BatchNorm1d(channels, eps=1e-3, momentum=0.1)
     if mode == "group":
         return nn.GroupNorm(channels if norm_groups == -1 else norm_groups, channels)
     if mode == "instance":
@@ -628,6 +693,10 @@ class ConvASREncoder(ng.NeuralModule):
             level = block.assign_levels(level, self._rules)
         self._last_level = level
         self.subsampling_factor = math.prod(spec.stride for spec in specs)
+        # Activation layout: None picks channels-last (B, C, 1, T) on CPU, where oneDNN's
+        # depthwise and 1x1 convolutions run 20-40% faster in it, and (B, C, T) elsewhere and
+        # while exporting; True / False force one. Weights and results are the same.
+        self.channels_last: bool | None = None
         self.apply(lambda m: init_weights(m, init_mode))
 
     @staticmethod
@@ -666,9 +735,25 @@ class ConvASREncoder(ng.NeuralModule):
             "encoded_lengths": NeuralType(("B",), ng.LengthsType()),
         }
 
+    def _use_channels_last(self, x: Tensor) -> bool:
+        if self.channels_last is not None:
+            return self.channels_last
+        return x.device.type == "cpu" and not _exporting()
+
     def forward(self, audio_signal: Tensor, length: Tensor) -> tuple[Tensor, Tensor]:
-        """Features (B, D, T) and lengths (B,) -> encodings (B, D_out, T') and lengths (B,)."""
+        """Features (B, D, T) and lengths (B,) -> encodings (B, D_out, T') and lengths (B,).
+
+        On CPU the blocks run on (B, C, 1, T) channels-last activations (see
+        ``channels_last``); the result is the same (B, D_out, T') tensor.
+        """
         lengths = length.to(device=audio_signal.device, dtype=torch.long)
+        if self._use_channels_last(audio_signal):
+            x = audio_signal.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+            padding = _Padding(lengths, self._rules, self.conv_mask, dims=4)
+            xs = [x]
+            for block in self.encoder:
+                xs = block(xs, padding)
+            return xs[-1].squeeze(2).contiguous(), padding.lengths(self._last_level)
         padding = _Padding(lengths, self._rules, self.conv_mask)
         xs = [audio_signal]
         for block in self.encoder:
