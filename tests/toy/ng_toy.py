@@ -72,12 +72,8 @@ class Linear(ng.NeuralModule):
         return self.linear(x)
 
 
-class Dropout(ng.NeuralModule):
-    """Dropout that keeps its input type (may be train_only)."""
-
-    def __init__(self, p: float = 0.1) -> None:
-        super().__init__()
-        self.drop = nn.Dropout(p)
+class _SameFeatures(ng.NeuralModule):
+    """Base of the modules that map (B, D) features ``x`` to (B, D) features ``y``."""
 
     @property
     def input_types(self) -> dict[str, ng.NeuralType]:
@@ -87,11 +83,19 @@ class Dropout(ng.NeuralModule):
     def output_types(self) -> dict[str, ng.NeuralType]:
         return {"y": ng.NeuralType(("B", "D"), FEATURES)}
 
+
+class Dropout(_SameFeatures):
+    """Dropout that keeps its input type (may be train_only)."""
+
+    def __init__(self, p: float = 0.1) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(p)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(x)
 
 
-class Faults(ng.NeuralModule):
+class Faults(_SameFeatures):
     """Identity on (B, D) that injects faults in training, counting training forward calls from 0.
 
     ``nan_at``: the output of those calls is NaN (so the loss is). ``kill_at``: the process
@@ -111,14 +115,6 @@ class Faults(ng.NeuralModule):
         self.sleep = sleep
         self.record = record
         self.calls = 0
-
-    @property
-    def input_types(self) -> dict[str, ng.NeuralType]:
-        return {"x": ng.NeuralType(("B", "D"), FEATURES)}
-
-    @property
-    def output_types(self) -> dict[str, ng.NeuralType]:
-        return {"y": ng.NeuralType(("B", "D"), FEATURES)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
@@ -167,7 +163,7 @@ class LSTMEncoder(ng.NeuralModule):
         return h[-1]
 
 
-class Scale(ng.NeuralModule):
+class Scale(_SameFeatures):
     """Multiplies (B, D) by the number written in a text file (an artifact: archives carry it).
 
     The file is read at the first forward call, not in the constructor (which runs on the meta
@@ -182,14 +178,6 @@ class Scale(ng.NeuralModule):
             raise ValueError(f"path must be a file name (got {path!r})")
         self.path = path
         self.factor: float | None = None
-
-    @property
-    def input_types(self) -> dict[str, ng.NeuralType]:
-        return {"x": ng.NeuralType(("B", "D"), FEATURES)}
-
-    @property
-    def output_types(self) -> dict[str, ng.NeuralType]:
-        return {"y": ng.NeuralType(("B", "D"), FEATURES)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.factor is None:
