@@ -188,6 +188,36 @@ def timed(n: int, fn: Callable[[], float | None]) -> dict[str, Any]:
     return {"times": times, "cpu_times": cpu_times, "last": last}
 
 
+def serve_module(
+    name: str,
+    build: Callable[[], torch.nn.Module],
+    versions: dict[str, str],
+    info: Callable[[torch.nn.Module], dict[str, Any]] | None = None,
+    out: TextIO | None = None,
+) -> None:
+    """Serve a module built by ``build()`` (called after the batch is made and the seed set to
+    0) whose ``forward(batch)`` is the loss and ``features(batch)`` the preprocessor."""
+    batch = make_batch(spec_from_env())
+    torch.manual_seed(0)
+    model = build()
+    model.train()
+    opt = make_optimizer(model.parameters())
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        loss = model(batch)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    def preproc() -> None:
+        with torch.no_grad():
+            model.features(batch)
+
+    extra = info(model) if info is not None else None
+    serve(name, count_params(model), versions, step, preproc, extra, out=out)
+
+
 def serve(
     name: str,
     params: int,

@@ -67,26 +67,12 @@ def main() -> None:
     common.setup_threads()
     import nemo
 
-    batch = common.make_batch(common.spec_from_env())
-    torch.manual_seed(0)
-    model = NemoModel()
-    model.train()
-    opt = common.make_optimizer(model.parameters())
-
-    def step() -> float:
-        opt.zero_grad(set_to_none=True)
-        loss = model(batch)
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
-
-    def preproc() -> None:
-        with torch.no_grad():
-            model.features(batch)
-
     versions = {"torch": torch.__version__, "nemo": nemo.__version__}
-    info = {"ctc_reduction": getattr(model.ctc, "config_reduction", None)}
-    common.serve("nemo", common.count_params(model), versions, step, preproc, info, out=out)
+    common.serve_module(
+        "nemo", NemoModel, versions,
+        info=lambda model: {"ctc_reduction": getattr(model.ctc, "config_reduction", None)},
+        out=out,
+    )
 
 
 if __name__ == "__main__":

@@ -78,25 +78,8 @@ def main() -> None:
     common.setup_threads()
     import neuralgraph
 
-    batch = common.make_batch(common.spec_from_env())
-    torch.manual_seed(0)
-    model = PlainModel()
-    model.train()
-    opt = common.make_optimizer(model.parameters())
-
-    def step() -> float:
-        opt.zero_grad(set_to_none=True)
-        loss = model(batch)
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
-
-    def preproc() -> None:
-        with torch.no_grad():
-            model.features(batch)
-
     versions = {"torch": torch.__version__, "neuralgraph": neuralgraph.__version__}
-    common.serve("plain", common.count_params(model), versions, step, preproc, out=out)
+    common.serve_module("plain", PlainModel, versions, out=out)
 
 
 if __name__ == "__main__":
