@@ -202,4 +202,17 @@ def fit(graph: Graph, directory: Path, ckpt: Path | None) -> Path:
     if trainer.is_global_zero:
         model.save_to(archive)
         print(f"saved {archive}", file=sys.stderr)
+    _leave_together(trainer)
     return archive
+
+
+def _leave_together(trainer: Any) -> None:
+    """In a multi-process run, wait until rank 0 has written the archive, then tear the process
+    group down on every rank together. Left to interpreter exit (Lightning's atexit hook), a rank
+    that is gone while another still holds the group can leave torchrun waiting at shutdown."""
+    import torch.distributed as dist
+
+    if trainer.world_size < 2 or not dist.is_available() or not dist.is_initialized():
+        return
+    trainer.strategy.barrier("neuralgraph.archive_written")
+    dist.destroy_process_group()

@@ -4,13 +4,16 @@ of sums over the whole validation set."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -43,6 +46,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid``, deepest first (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
+
+    def below(node: int) -> list[int]:
+        return [d for child in children.get(node, []) for d in (*below(child), child)]
+
+    return below(pid)
 
 
 def validation_lines(stderr: str) -> list[str]:
@@ -150,19 +167,39 @@ class TestTorchrunNodes:
         train = [sys.executable, "-m", "neuralgraph.cli", "train", str(graph),
                  "trainer.strategy=ddp", "trainer.devices=1", "trainer.num_nodes=2",
                  "--exp-dir", str(exp)]
-        procs = []
-        for node, delay in ((0, 0), (1, 3)):
+        # Output goes to files (a pipe nobody reads can stall a process), each node runs in its
+        # own session, and Python's faulthandler is on: should a node hang, SIGABRT makes every
+        # Python process in it print its threads' stacks into its log, and the test shows them.
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
+        procs, logs = [], [tmp_path / f"node{node}.log" for node in (0, 1)]
+        for (node, delay), log in zip(((0, 0), (1, 3)), logs):
             command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
                        "--node-rank", str(node), "--nproc-per-node", "1", "--master-addr",
                        "127.0.0.1", "--master-port", str(port), "--no-python", "bash", "-c",
                        f"sleep {delay}; exec {shlex.join(train)}"]
-            procs.append(subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True,
-                                          env={**os.environ, "OMP_NUM_THREADS": "1"}))
-        outputs = [proc.communicate(timeout=240) for proc in procs]
-        for proc, (_, err) in zip(procs, outputs):
-            assert proc.returncode == 0, err[-4000:]
-        node0, node1 = outputs[0][1], outputs[1][1]
+            with log.open("w") as out:
+                procs.append(subprocess.Popen(command, cwd=tmp_path, stdout=out,
+                                              stderr=subprocess.STDOUT, env=env,
+                                              start_new_session=True))
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and any(proc.poll() is None for proc in procs):
+            time.sleep(0.5)
+        hung = [node for node, proc in enumerate(procs) if proc.poll() is None]
+        if hung:  # the workers first (torchrun starts them in sessions of their own)
+            tree = [pid for proc in procs for pid in descendants(proc.pid)] + \
+                [proc.pid for proc in procs]
+            for sig in (signal.SIGABRT, signal.SIGKILL):
+                for pid in tree:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, sig)
+                time.sleep(5)
+            for proc in procs:
+                proc.wait()
+        node0, node1 = (log.read_text() for log in logs)
+        assert not hung, f"node(s) {hung} still running after 180 s\n--- node 0:\n" \
+            f"{node0[-6000:]}\n--- node 1:\n{node1[-6000:]}"
+        for proc, text in zip(procs, (node0, node1)):
+            assert proc.returncode == 0, text[-4000:]
         assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in node1
         assert [p.name for p in (exp / "toy_regression").iterdir()] == ["version_0"]
         archive = exp / "toy_regression" / "version_0" / "toy_regression.ngm"
