@@ -11,8 +11,8 @@ import pytest
 
 from neuralgraph import UserError
 from neuralgraph_asr.decoding import CTCBeamSearchDecoder, flashlight_available
-from neuralgraph_asr.lm import arpa_text, lexicon_text
-from tests.conftest import run_cli
+from neuralgraph_asr.lm import arpa_text, lexicon_text, piece_lexicon_text
+from tests.conftest import ROOT, run_cli
 
 SENTENCES = [["one", "two", "three"], ["two", "two"], ["three", "one"], ["one"]]
 
@@ -75,6 +75,21 @@ class TestLexicon:
             lexicon_text(["café"], list("acf"))
 
 
+class TestPieceLexicon:
+    def test_lines_spell_words_in_pieces(self) -> None:
+        """A word-piece lexicon line is the word and its pieces, with no boundary token (the
+        pieces' ``▁`` marks word starts)."""
+        def spell(word: str) -> list[str]:
+            return ["▁" + word[:2], word[2:]]
+
+        text = piece_lexicon_text(["two", "one"], spell, ["▁on", "e", "▁tw", "o"])
+        assert text == "one ▁on e\ntwo ▁tw o\n"
+
+    def test_piece_outside_vocabulary_is_named(self) -> None:
+        with pytest.raises(UserError, match=r"'caf'.*not in the tokenizer's vocabulary"):
+            piece_lexicon_text(["caf"], lambda w: ["▁ca", "f"], ["▁ca"])
+
+
 def test_lm_command_writes_both_files(tmp_path: Path) -> None:
     """`neuralgraph asr lm` writes lexicon.txt and lm.arpa from a manifest's transcripts."""
     manifest = tmp_path / "m.json"
@@ -117,3 +132,51 @@ def test_lm_prefers_seen_word_sequences(tmp_path: Path) -> None:
                                    lm=tmp_path / "lm.arpa", lm_weight=1.0)
     ids = decoder.decode(emissions)[0]
     assert "".join(labels[i] for i in ids) == "one two"
+
+
+def test_lm_command_spells_with_a_tokenizer(tmp_path: Path) -> None:
+    """`neuralgraph asr lm --tokenizer T.model` writes a lexicon in T's word pieces: every piece
+    is in T's vocabulary and the pieces of a line make up its word."""
+    from neuralgraph_asr.tokenizers import SentencePieceTokenizer
+
+    manifest = ROOT / "examples" / "asr" / "data" / "digits" / "train_manifest.json"
+    made = run_cli("asr", "tokenizer", "--manifest", str(manifest), "--vocab-size", "40",
+                   "--type", "bpe", "--out", str(tmp_path / "tok"))
+    assert made.returncode == 0, made.stderr
+    model = tmp_path / "tok" / "tokenizer.model"
+    result = run_cli("asr", "lm", "--manifest", str(manifest), "--out", str(tmp_path / "lm"),
+                     "--tokenizer", str(model))
+    assert result.returncode == 0, result.stderr
+    pieces = set(SentencePieceTokenizer(str(model)).tokens)
+    lines = (tmp_path / "lm" / "lexicon.txt").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 11  # zero..nine and oh
+    for line in lines:
+        word, *spelled = line.split()
+        assert set(spelled) <= pieces and "".join(spelled) == "▁" + word
+    missing = run_cli("asr", "lm", "--manifest", str(manifest), "--out", str(tmp_path / "x"),
+                      "--tokenizer", str(tmp_path / "nope.model"))
+    assert missing.returncode == 2 and "nope.model" in missing.stderr
+
+
+@pytest.mark.skipif(not flashlight_available(), reason="flashlight-text is not installed")
+def test_piece_lexicon_decodes_word_pieces(tmp_path: Path) -> None:
+    """Beam search over word pieces with a piece lexicon keeps to its words: an emission that
+    greedy reads as the non-word "▁tw" "e" decodes to "two" ."""
+    import torch
+
+    pieces = ["▁one", "▁tw", "o", "e", "▁six"]
+    spelled = {"one": ["▁one"], "two": ["▁tw", "o"], "six": ["▁six"]}
+    (tmp_path / "lexicon.txt").write_text(piece_lexicon_text(spelled, spelled.__getitem__,
+                                                             pieces), encoding="utf-8")
+    blank = len(pieces)
+    frames = []
+    for best, second in (("▁one", ""), ("▁tw", ""), ("e", "o"), ("▁six", "")):
+        row = torch.full((blank + 1,), -20.0)
+        row[pieces.index(best)] = math.log(0.6) if second else 0.0
+        if second:
+            row[pieces.index(second)] = math.log(0.4)
+        frames += [row, torch.full((blank + 1,), -20.0).index_fill(0, torch.tensor([blank]), 0)]
+    emissions = torch.stack(frames)[None].log_softmax(-1)
+    decoder = CTCBeamSearchDecoder(pieces, beam_size=8, lexicon=tmp_path / "lexicon.txt")
+    ids = decoder.decode(emissions)[0]
+    assert "".join(pieces[i] for i in ids) == "▁one▁two▁six"

@@ -4,6 +4,8 @@
 
 - ``lm/lexicon.txt``: one line per word of the transcripts, ``word w o r d |`` (flashlight's
   lexicon format; ``|`` stands for the space label), words spelled with the model's labels;
+  with ``--tokenizer tokenizer.model`` (a word-piece model), spelled in its pieces instead:
+  ``word ▁wo rd``;
 - ``lm/lm.arpa``: a word n-gram model in ARPA format (KenLM and flashlight read it), with
   interpolated absolute discounting (discount 0.5) and an ``<unk>`` word.
 
@@ -17,12 +19,12 @@ import argparse
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from neuralgraph import UserError
 
-__all__ = ["arpa_text", "configure_lm_parser", "lexicon_text", "run_lm"]
+__all__ = ["arpa_text", "configure_lm_parser", "lexicon_text", "piece_lexicon_text", "run_lm"]
 
 DISCOUNT = 0.5
 UNK_COUNT = 0.5  # pseudo-count of <unk> among the unigrams
@@ -41,6 +43,25 @@ def lexicon_text(words: Iterable[str], labels: Sequence[str]) -> str:
         if stray:
             raise UserError(f"word {word!r} has characters {stray} that are not labels")
         lines.append(f"{word} {' '.join(word)} |")
+    return "\n".join(lines) + "\n"
+
+
+def piece_lexicon_text(words: Iterable[str], spell: Callable[[str], list[str]],
+                       pieces: Sequence[str]) -> str:
+    """Flashlight lexicon lines ``word ▁wo rd`` for a word-piece model: ``spell`` gives a
+    word's pieces, each of which must be among ``pieces`` (the model's vocabulary).
+
+    Raises UserError for a word the tokenizer can only spell with unknown pieces.
+    """
+    known = set(pieces)
+    lines = []
+    for word in sorted(set(words)):
+        spelled = spell(word)
+        stray = sorted(set(spelled) - known)
+        if stray or not spelled:
+            raise UserError(f"word {word!r} spells as {spelled} with pieces {stray} that are "
+                            "not in the tokenizer's vocabulary")
+        lines.append(f"{word} {' '.join(spelled)}")
     return "\n".join(lines) + "\n"
 
 
@@ -141,6 +162,9 @@ def configure_lm_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--order", type=int, default=2, help="n-gram order (2)")
     parser.add_argument("--labels", default=" abcdefghijklmnopqrstuvwxyz'",
                         help="the model's character labels, as one string (English 28)")
+    parser.add_argument("--tokenizer", type=Path,
+                        help="a SentencePiece .model: spell the lexicon in its word pieces "
+                             "(for models trained on AudioToBPEDataset) instead of --labels")
 
 
 def run_lm(args: argparse.Namespace) -> int:
@@ -150,7 +174,16 @@ def run_lm(args: argparse.Namespace) -> int:
     labels = [c for c in args.labels if c != " "]
     args.out.mkdir(parents=True, exist_ok=True)
     lexicon = args.out / "lexicon.txt"
-    lexicon.write_text(lexicon_text(words, labels), encoding="utf-8")
+    if args.tokenizer is not None:
+        from neuralgraph_asr.tokenizers import SentencePieceTokenizer
+
+        if not args.tokenizer.is_file():
+            raise UserError(f"tokenizer model not found: {args.tokenizer}")
+        tokenizer = SentencePieceTokenizer(str(args.tokenizer))
+        text = piece_lexicon_text(words, tokenizer.text_to_tokens, tokenizer.tokens)
+    else:
+        text = lexicon_text(words, labels)
+    lexicon.write_text(text, encoding="utf-8")
     arpa = args.out / "lm.arpa"
     arpa.write_text(arpa_text(sentences, args.order), encoding="utf-8")
     print(f"{len(set(words))} words from {len(sentences)} transcripts: {lexicon}, "
