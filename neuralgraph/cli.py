@@ -118,7 +118,16 @@ def _run_plugins(args: argparse.Namespace) -> int:
                 print(f"{'':<12}{kind}: {', '.join(names)}")
     for name, qualified in registry.conflicts().items():
         print(f"note: '{name}' is registered by {' and '.join(qualified)}; use a qualified name")
+    for line in _shadowed_commands(registry):
+        print(line)
     return 0
+
+
+def _shadowed_commands(registry: Any) -> list[str]:
+    """A line for each plugin command that a core command of the same name hides."""
+    return [f"warning: plugin '{e.plugin}' registers the command '{e.name}', which the core "
+            f"command '{e.name}' hides; the plugin must rename it"
+            for e in registry.entries("command") if e.name in _CORE]
 
 
 def _run_info(args: argparse.Namespace) -> int:
@@ -197,7 +206,10 @@ def _parser(with_plugins: bool) -> argparse.ArgumentParser:
     if with_plugins:
         from neuralgraph.registry import get_registry
 
-        for entry in get_registry().entries("command"):
+        registry = get_registry()
+        for line in _shadowed_commands(registry):
+            print(line, file=sys.stderr)
+        for entry in registry.entries("command"):
             if entry.name in _CORE:
                 continue
             configure, run = entry.obj

@@ -543,6 +543,32 @@ class TestCommandLine:
         assert cli.main(["hello", "--name", "nobody"]) == 2
         assert "error: --name must name somebody" in capsys.readouterr().err
 
+    def test_command_hidden_by_core_is_reported(self, plugin_dir: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+        """A plugin command named like a core one cannot run; `plugins` and the plugin's other
+        commands say so instead of dropping it silently."""
+        write_module(plugin_dir, "ngt_gamma", textwrap.dedent("""\
+            import neuralgraph as ng
+            from tests.test_plugins import _configure_hello, _run_hello
+
+            @ng.hookimpl
+            def register_commands(registry):
+                registry.add_command("check", _configure_hello, _run_hello, help="shadowed")
+                registry.add_command("greet", _configure_hello, _run_hello, help="greets")
+            """))
+        monkeypatch.setenv("NEURALGRAPH_PLUGINS", "ngt_gamma")
+        reset_registry()
+        warning = ("warning: plugin 'ngt_gamma' registers the command 'check', which the core "
+                   "command 'check' hides; the plugin must rename it")
+        assert cli.main(["plugins"]) == 0
+        assert warning in capsys.readouterr().out
+        assert cli.main(["greet", "--name", "plugin"]) == 0
+        captured = capsys.readouterr()
+        assert captured.out == "hello plugin\n" and warning in captured.err
+        assert cli.main(["check", "--help"]) == 0  # the core command
+        assert "shadowed" not in capsys.readouterr().out
+
     def test_info_describes_every_kind(self) -> None:
         """`info` shows docstring and parameters of optimizers, schedulers and element types."""
         registry = Registry()
