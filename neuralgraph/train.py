@@ -199,10 +199,12 @@ def fit(graph: Graph, directory: Path, ckpt: Path | None) -> Path:
                 ckpt_path=str(ckpt) if ckpt else None)
     directory = next(c for c in trainer.callbacks if isinstance(c, RunFolder)).directory
     archive = directory / f"{graph.name}.ngm"  # the same path on every rank
-    if trainer.is_global_zero:
-        model.save_to(archive)
-        print(f"saved {archive}", file=sys.stderr)
-    _leave_together(trainer)
+    try:
+        if trainer.is_global_zero:
+            model.save_to(archive)
+            print(f"saved {archive}", file=sys.stderr)
+    finally:  # rank 0 meets the others even when writing fails, so none waits for it in vain
+        _leave_together(trainer)
     return archive
 
 
