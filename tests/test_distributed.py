@@ -167,9 +167,9 @@ class TestTorchrunNodes:
         train = [sys.executable, "-m", "neuralgraph.cli", "train", str(graph),
                  "trainer.strategy=ddp", "trainer.devices=1", "trainer.num_nodes=2",
                  "--exp-dir", str(exp)]
-        # Output goes to files (a pipe nobody reads can stall a process), each node runs in its
-        # own session, and Python's faulthandler is on: should a node hang, SIGABRT makes every
-        # Python process in it print its threads' stacks into its log, and the test shows them.
+        # Output goes to files (a pipe nobody reads can stall a process) and Python's
+        # faulthandler is on: should a node hang, SIGABRT makes every Python process in it
+        # print its threads' stacks into its log, and the test shows them.
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
         procs, logs = [], [tmp_path / f"node{node}.log" for node in (0, 1)]
         for (node, delay), log in zip(((0, 0), (1, 3)), logs):
@@ -179,13 +179,12 @@ class TestTorchrunNodes:
                        f"sleep {delay}; exec {shlex.join(train)}"]
             with log.open("w") as out:
                 procs.append(subprocess.Popen(command, cwd=tmp_path, stdout=out,
-                                              stderr=subprocess.STDOUT, env=env,
-                                              start_new_session=True))
+                                              stderr=subprocess.STDOUT, env=env))
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and any(proc.poll() is None for proc in procs):
             time.sleep(0.5)
         hung = [node for node, proc in enumerate(procs) if proc.poll() is None]
-        if hung:  # the workers first (torchrun starts them in sessions of their own)
+        if hung:  # the workers first, then the torchrun agents
             tree = [pid for proc in procs for pid in descendants(proc.pid)] + \
                 [proc.pid for proc in procs]
             for sig in (signal.SIGABRT, signal.SIGKILL):

@@ -36,14 +36,8 @@ def lexicon_text(words: Iterable[str], labels: Sequence[str]) -> str:
 
     Raises UserError for a word with a character that is not a label.
     """
-    allowed = set(labels)
-    lines = []
-    for word in sorted(set(words)):
-        stray = sorted(set(word) - allowed)
-        if stray:
-            raise UserError(f"word {word!r} has characters {stray} that are not labels")
-        lines.append(f"{word} {' '.join(word)} |")
-    return "\n".join(lines) + "\n"
+    return _lexicon(words, lambda word: [*word, "|"], {*labels, "|"},
+                    "has characters {stray} that are not labels")
 
 
 def piece_lexicon_text(words: Iterable[str], spell: Callable[[str], list[str]],
@@ -53,15 +47,22 @@ def piece_lexicon_text(words: Iterable[str], spell: Callable[[str], list[str]],
 
     Raises UserError for a word the tokenizer can only spell with unknown pieces.
     """
-    known = set(pieces)
+    return _lexicon(words, spell, set(pieces),
+                    "spells as {spelled} with pieces {stray} that are not in the tokenizer's "
+                    "vocabulary")
+
+
+def _lexicon(words: Iterable[str], spell: Callable[[str], list[str]], known: set[str],
+             problem: str) -> str:
+    """One ``word unit unit ...`` line per distinct word, sorted; ``problem`` (formatted with
+    ``spelled`` and ``stray``) describes a word spelled with units outside ``known``."""
     lines = []
     for word in sorted(set(words)):
         spelled = spell(word)
         stray = sorted(set(spelled) - known)
         if stray or not spelled:
-            raise UserError(f"word {word!r} spells as {spelled} with pieces {stray} that are "
-                            "not in the tokenizer's vocabulary")
-        lines.append(f"{word} {' '.join(spelled)}")
+            raise UserError(f"word {word!r} " + problem.format(spelled=spelled, stray=stray))
+        lines.append(" ".join([word, *spelled]))
     return "\n".join(lines) + "\n"
 
 
