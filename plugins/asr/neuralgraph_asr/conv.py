@@ -747,18 +747,15 @@ class ConvASREncoder(ng.NeuralModule):
         ``channels_last``); the result is the same (B, D_out, T') tensor.
         """
         lengths = length.to(device=audio_signal.device, dtype=torch.long)
-        if self._use_channels_last(audio_signal):
-            x = audio_signal.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-            padding = _Padding(lengths, self._rules, self.conv_mask, dims=4)
-            xs = [x]
-            for block in self.encoder:
-                xs = block(xs, padding)
-            return xs[-1].squeeze(2).contiguous(), padding.lengths(self._last_level)
-        padding = _Padding(lengths, self._rules, self.conv_mask)
-        xs = [audio_signal]
+        four_d = self._use_channels_last(audio_signal)
+        x = audio_signal.unsqueeze(2).contiguous(memory_format=torch.channels_last) \
+            if four_d else audio_signal
+        padding = _Padding(lengths, self._rules, self.conv_mask, dims=4 if four_d else 3)
+        xs = [x]
         for block in self.encoder:
             xs = block(xs, padding)
-        return xs[-1], padding.lengths(self._last_level)
+        out = xs[-1].squeeze(2).contiguous() if four_d else xs[-1]
+        return out, padding.lengths(self._last_level)
 
 
 class ConvASRDecoder(ng.NeuralModule):
