@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 import pickle
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torchaudio.functional as AF
 from torch.utils.data import DistributedSampler, SequentialSampler
 
 import neuralgraph as ng
@@ -20,6 +22,7 @@ from neuralgraph_asr.data import (
     AudioToClassificationLabelDataset,
     DurationBucketBatchSampler,
     PadCollate,
+    formant_shift,
     read_audio,
     trim_silence,
 )
@@ -113,6 +116,63 @@ class TestAudioAugmentor:
         assert spectrum[300] > 0.95 * torch.fft.rfft(low).abs()[300]
         assert spectrum[7000] < 0.05 * torch.fft.rfft(high).abs()[7000]
 
+    @staticmethod
+    def _vowel(f0: float = 120.0, formant: float = 1000.0, seconds: float = 1.0) -> torch.Tensor:
+        """A pulse train at ``f0`` through one resonance at ``formant`` Hz: ``(T,)``."""
+        rate, n = 16000, int(16000 * seconds)
+        pulses = torch.zeros(n)
+        pulses[:: round(rate / f0)] = 1.0
+        r, theta = 0.9, 2 * math.pi * formant / rate
+        a = torch.tensor([1.0, -2 * r * math.cos(theta), r * r])  # a two-pole resonator
+        y = AF.lfilter(pulses, a, torch.tensor([1.0, 0.0, 0.0]), clamp=False)
+        return y / y.abs().max()
+
+    @staticmethod
+    def _centroid_hz(x: torch.Tensor) -> float:
+        """The power-weighted mean frequency below 5 kHz of the average STFT power spectrum."""
+        window = torch.hann_window(512)
+        power = torch.stft(x, 512, 128, window=window, return_complex=True).abs().pow(2).mean(1)
+        hz = torch.arange(power.numel()) * 16000 / 512
+        band = hz < 5000
+        return float((power[band] * hz[band]).sum() / power[band].sum())
+
+    @staticmethod
+    def _pitch_hz(x: torch.Tensor) -> float:
+        """The autocorrelation's strongest lag between 2.5 and 20 ms, as a frequency."""
+        ac = torch.fft.irfft(torch.fft.rfft(x, n=2 * x.numel()).abs().pow(2))[: x.numel()]
+        return 16000 / float(ac[40:320].argmax() + 40)
+
+    @pytest.mark.parametrize("ratio", [0.85, 1.2])
+    def test_formant_shift(self, ratio):
+        """formant_shift moves the spectrum's weight by ``ratio``, keeps pitch and length."""
+        x = self._vowel()
+        y = formant_shift(x, ratio)
+        assert y.shape == x.shape
+        assert abs(self._centroid_hz(y) / self._centroid_hz(x) - ratio) < 0.04
+        assert abs(self._pitch_hz(y) - self._pitch_hz(x)) < 2
+
+    def test_formant_augmentor(self):
+        """The augmentor's formant step keeps the length; ratio 1 or short audio is unchanged."""
+        x = self._vowel(seconds=0.5)
+        aug = AudioAugmentor({"formant": {"min_ratio": 0.9, "max_ratio": 1.1}}, 16000)
+        assert aug(x).shape == x.shape and not torch.equal(aug(x), x)
+        assert torch.equal(formant_shift(x, 1.0), x)
+        assert torch.equal(formant_shift(x[:400], 1.2), x[:400])
+
+    def test_silence(self):
+        """silence puts ``value`` before and after the audio for times in the given ranges."""
+        x = torch.ones(1000)
+        aug = AudioAugmentor({"silence": {
+            "min_start_silence_secs": 0.1, "max_start_silence_secs": 0.1,
+            "min_end_silence_secs": 0.0, "max_end_silence_secs": 0.5}}, 16000)
+        for _ in range(5):
+            y = aug(x)
+            assert 1000 + 1600 <= y.numel() <= 1000 + 1600 + 8000
+            assert torch.equal(y[:1600], torch.zeros(1600))
+            assert torch.equal(y[1600:2600], x)
+            assert not y[2600:].any()
+        assert torch.equal(AudioAugmentor({"silence": {}}, 16000)(x), x)  # NeMo's default: none
+
     def test_prob_zero(self):
         """With prob 0 nothing changes."""
         x = torch.randn(1000)
@@ -128,6 +188,9 @@ class TestAudioAugmentor:
         ({"band_limit": {"rates": [8000.5]}}, "integer sample rates"),
         ({"band_limit": {"rates": []}}, "integer sample rates"),
         ({"band_limit": {"rates": [16000]}}, "below the sample rate 16000"),
+        ({"formant": {"min_ratio": 0.2}}, r"formant ratios must lie in \[0.5, 2\]"),
+        ({"formant": {"min_ratio": 1.2, "max_ratio": 1.1}}, "min_ratio must be <= max_ratio"),
+        ({"silence": {"min_end_silence_secs": -1.0}}, "times must be >= 0 seconds"),
     ])
     def test_bad_config(self, config, message):
         """Bad settings are ValueErrors saying what must hold."""

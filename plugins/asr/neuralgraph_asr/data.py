@@ -53,6 +53,7 @@ __all__ = [
     "CorruptAudioError",
     "DurationBucketBatchSampler",
     "PadCollate",
+    "formant_shift",
     "read_audio",
     "trim_silence",
 ]
@@ -119,6 +120,40 @@ def trim_silence(
     return samples[start:end]
 
 
+def formant_shift(
+    samples: torch.Tensor, ratio: float, n_fft: int = 512, lifter: int = 30
+) -> torch.Tensor:
+    """Move the formants of a ``(T,)`` waveform by ``ratio`` along frequency; ``(T,)`` out.
+
+    A new vocal tract at the same pitch and tempo: per STFT frame (``n_fft`` samples, hop
+    ``n_fft // 4``, Hann), the spectral envelope is the log magnitude smoothed by keeping its
+    first ``lifter`` cepstral coefficients; the envelope is read at ``f / ratio`` instead of
+    ``f`` while the fine structure (the harmonics: the pitch) and the phase stay. ``ratio > 1``
+    raises the formants (a shorter vocal tract), ``ratio < 1`` lowers them. With ``lifter`` 30
+    at 16 kHz the envelope ignores structure finer than ~530 Hz, so pitches up to ~500 Hz keep
+    their harmonics. Audio shorter than ``n_fft`` is returned unchanged.
+    """
+    length = samples.shape[-1]
+    if ratio == 1.0 or length <= n_fft:
+        return samples
+    hop = n_fft // 4
+    window = torch.hann_window(n_fft, dtype=samples.dtype, device=samples.device)
+    spec = torch.stft(samples, n_fft, hop, window=window, return_complex=True)  # (F, N)
+    cepstrum = torch.fft.irfft(spec.abs().clamp_min(1e-7).log(), n=n_fft, dim=0)  # (n_fft, N)
+    cepstrum[lifter + 1 : n_fft - lifter] = 0.0
+    envelope = torch.fft.rfft(cepstrum, dim=0).real  # (F, N) smoothed log magnitude
+    bins = envelope.shape[0]
+    source = (torch.arange(bins, dtype=samples.dtype, device=samples.device) / ratio).clamp(
+        max=bins - 1
+    )
+    low = source.floor().long()
+    high = (low + 1).clamp(max=bins - 1)
+    frac = (source - low)[:, None]
+    warped = envelope[low] * (1.0 - frac) + envelope[high] * frac
+    return torch.istft(spec * torch.exp(warped - envelope), n_fft, hop, window=window,
+                       length=length)
+
+
 _AUGMENT_KEYS: dict[str, dict[str, float | None]] = {
     "speed": {"prob": 1.0, "rates": None, "min_speed_rate": 0.9, "max_speed_rate": 1.1,
               "num_rates": 5},
@@ -126,6 +161,9 @@ _AUGMENT_KEYS: dict[str, dict[str, float | None]] = {
     "noise": {"prob": 1.0, "min_snr_db": 10.0, "max_snr_db": 40.0},
     "white_noise": {"prob": 1.0, "min_level": -90.0, "max_level": -46.0},
     "band_limit": {"prob": 1.0, "rates": None},
+    "formant": {"prob": 1.0, "min_ratio": 0.85, "max_ratio": 1.15},
+    "silence": {"prob": 1.0, "min_start_silence_secs": 0.0, "max_start_silence_secs": 0.0,
+                "min_end_silence_secs": 0.0, "max_end_silence_secs": 0.0, "value": 0.0},
 }
 _BAND_LIMIT_RATES = (8000, 12000)  # simple ratios to 16 kHz: cheap to resample
 
@@ -144,6 +182,14 @@ class AudioAugmentor:
     * ``band_limit``: resample down to a rate drawn from ``rates`` (default 8000 and 12000 Hz)
       and back, removing everything above half that rate, as telephone audio or a synthesizer
       voice recorded at 8 kHz has it. Keeps the length.
+    * ``formant``: move the formants by a ratio drawn from ``[min_ratio, max_ratio]`` while
+      pitch and tempo stay (:func:`formant_shift`): another vocal tract, where ``speed`` moves
+      formants and pitch together. Keeps the length.
+    * ``silence``: put ``value`` (silence) before and after the audio, for a time drawn from
+      ``[min_start_silence_secs, max_start_silence_secs]`` and
+      ``[min_end_silence_secs, max_end_silence_secs]`` (NeMo's); a model trained on tightly
+      trimmed audio then still hears recordings with pauses around the speech. Changes the
+      length; put it before ``noise`` so that the noise covers the silence too.
 
     Random numbers come from torch's generator, which DataLoader seeds per worker.
     """
@@ -190,6 +236,18 @@ class AudioAugmentor:
         return AF.resample(down, low, self.sample_rate)[: samples.shape[-1]]
 
     @staticmethod
+    def _formant(samples: torch.Tensor, s: dict[str, Any]) -> torch.Tensor:
+        return formant_shift(samples, _uniform(s["min_ratio"], s["max_ratio"]))
+
+    def _silence(self, samples: torch.Tensor, s: dict[str, Any]) -> torch.Tensor:
+        start = round(_uniform(s["min_start_silence_secs"], s["max_start_silence_secs"])
+                      * self.sample_rate)
+        end = round(_uniform(s["min_end_silence_secs"], s["max_end_silence_secs"])
+                    * self.sample_rate)
+        return torch.cat([samples.new_full((start,), float(s["value"])), samples,
+                          samples.new_full((end,), float(s["value"]))])
+
+    @staticmethod
     def _gain(samples: torch.Tensor, s: dict[str, Any]) -> torch.Tensor:
         gain_db = _uniform(s["min_gain_dbfs"], s["max_gain_dbfs"])
         return samples * 10.0 ** (gain_db / 20.0)
@@ -233,6 +291,11 @@ def _augment_settings(kind: str, settings: Any) -> dict[str, Any]:
                              f"(got {s[low]} > {s[high]})")
     if kind == "speed":
         _speed_rates(s)
+    if kind == "formant" and not 0.5 <= float(s["min_ratio"]) <= float(s["max_ratio"]) <= 2.0:
+        raise ValueError(f"augmentor.formant ratios must lie in [0.5, 2] (got "
+                         f"{s['min_ratio']}..{s['max_ratio']})")
+    if kind == "silence" and min(float(v) for k, v in s.items() if k.endswith("_secs")) < 0:
+        raise ValueError(f"augmentor.silence times must be >= 0 seconds (got {settings!r})")
     if kind == "band_limit":
         rates = list(_BAND_LIMIT_RATES) if s["rates"] is None else s["rates"]
         if not rates or not all(isinstance(r, int) and not isinstance(r, bool) and 1000 <= r
