@@ -6,6 +6,7 @@
 Voices are the manifest's ``speaker`` without the espeak-ng variant (``espeak:en-us+f3`` counts
 as ``espeak:en-us``). With ``--lm-dir`` (``neuralgraph asr lm`` output: lexicon.txt, lm.arpa)
 beam search with that lexicon and LM is scored as well; ``--beam`` adds lexicon-free beam search.
+Each set's line counts the substituted, deleted and inserted words.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import json
 import time
 from collections import defaultdict
 from pathlib import Path
+
+import jiwer
 
 from neuralgraph_asr.metrics import word_errors
 from neuralgraph_asr.model import ASRModel
@@ -26,6 +29,8 @@ def main() -> None:
     parser.add_argument("--manifest", required=True, nargs="+", type=Path)
     parser.add_argument("--lm-dir", type=Path, help="folder with lexicon.txt and lm.arpa")
     parser.add_argument("--beam", action="store_true", help="also lexicon-free beam search")
+    parser.add_argument("--word-score", type=float, default=0.0,
+                        help="flashlight's word score for the lexicon + LM decoder")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args()
@@ -37,7 +42,8 @@ def main() -> None:
     if args.lm_dir:
         decoders["beam+lexicon+lm"] = {
             "decoder": "beam", "beam_size": 16, "lexicon": str(args.lm_dir / "lexicon.txt"),
-            "lm": str(args.lm_dir / "lm.arpa"), "lm_weight": 1.0}
+            "lm": str(args.lm_dir / "lm.arpa"), "lm_weight": 1.0,
+            "word_score": args.word_score}
     report: dict[str, dict] = {}
     for manifest in args.manifest:
         rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
@@ -57,8 +63,12 @@ def main() -> None:
             for row in rows:
                 table[row.get("speaker", "?").split("+")[0]]["utterances"] += 1
             table["all"]["utterances"] = len(rows)
+            kinds = jiwer.process_words([r["text"] for r in rows], texts)
+            table["all"].update(substitutions=kinds.substitutions, deletions=kinds.deletions,
+                                insertions=kinds.insertions)
             report[f"{manifest.name}/{name}"] = {"seconds": elapsed, "voices": table}
-            print(f"\n{manifest} — {name} ({elapsed:.1f} s)")
+            print(f"\n{manifest} — {name} ({elapsed:.1f} s): {kinds.substitutions} substituted, "
+                  f"{kinds.deletions} deleted, {kinds.insertions} inserted words")
             for key in ["all", *sorted(k for k in table if k != "all")]:
                 entry = table[key]
                 print(f"  {key:34s} {100 * entry['wer']:6.2f}%  "
