@@ -1,4 +1,4 @@
-"""Tests of the mel and MFCC preprocessors and of SpecAugment."""
+"""Tests of the mel and MFCC preprocessors, SpecAugment and VTLP."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from neuralgraph_asr.features import (
     AudioToMelSpectrogramPreprocessor,
     AudioToMFCCPreprocessor,
     SpectrogramAugmentation,
+    VocalTractLengthPerturbation,
+    vtlp_source_bins,
 )
 
 
@@ -278,3 +280,65 @@ class TestSpectrogramAugmentation:
         """Out-of-range parameters raise ValueError."""
         with pytest.raises(ValueError):
             SpectrogramAugmentation(**kwargs)
+
+
+class TestVocalTractLengthPerturbation:
+    @staticmethod
+    def tone_features(hz: float, sample_rate: int = 16000) -> torch.Tensor:
+        """Log-mel features (1, 64, T) of a 1 s sine at ``hz``, unnormalized."""
+        pre = AudioToMelSpectrogramPreprocessor(normalize=None, dither=0.0, pad_to=0).eval()
+        t = torch.arange(sample_rate) / sample_rate
+        signal = torch.sin(2 * math.pi * hz * t)[None, :]
+        spec, _ = pre(input_signal=signal, length=torch.tensor([sample_rate]))
+        return spec
+
+    @staticmethod
+    def peak_bin(spec: torch.Tensor) -> int:
+        return int(spec[0, :, 10:-10].mean(dim=-1).argmax())
+
+    def test_identity_warp(self) -> None:
+        """Warp 1 reads every band from itself."""
+        source = vtlp_source_bins(torch.tensor([1.0]), 64, 0.0, 8000.0)
+        torch.testing.assert_close(source, torch.arange(64.0)[None, :], atol=1e-4, rtol=0)
+
+    def test_band_edge_stays(self) -> None:
+        """The warp fades out at the band edge (the top band reads from less than one band
+        away, where the middle ones move by several); the map is monotonic."""
+        source = vtlp_source_bins(torch.tensor([0.8, 0.9, 1.1, 1.2]), 64, 0.0, 8000.0)
+        assert ((source[:, -1] - 63.0).abs() < 1.0).all()
+        assert ((source[:, 32] - 32.0).abs() > 1.5).all()
+        assert (source.diff(dim=1) >= 0).all()
+
+    def test_moves_a_tone_like_a_vocal_tract(self) -> None:
+        """A 1 kHz tone's spectrogram warped by 1.2 peaks where a 1.2 kHz tone's does."""
+        vtlp = VocalTractLengthPerturbation()
+        warped = vtlp.warp(self.tone_features(1000.0), torch.tensor([1.2]))
+        assert self.peak_bin(warped) == self.peak_bin(self.tone_features(1200.0))
+        lowered = vtlp.warp(self.tone_features(1000.0), torch.tensor([0.8]))
+        assert self.peak_bin(lowered) == self.peak_bin(self.tone_features(800.0))
+
+    def test_training_only(self) -> None:
+        """Eval mode (and prob 0) return the input; training warps each utterance differently."""
+        spec = torch.randn(8, 64, 50)
+        lengths = torch.full((8,), 50)
+        vtlp = VocalTractLengthPerturbation(min_warp=0.8, max_warp=1.2)
+        assert vtlp.eval()(input_spec=spec, length=lengths) is spec
+        off = VocalTractLengthPerturbation(prob=0.0).train()
+        assert off(input_spec=spec, length=lengths) is spec
+        torch.manual_seed(0)
+        out = vtlp.train()(input_spec=spec, length=lengths)
+        assert out.shape == spec.shape
+        changed = (out - spec).abs().amax(dim=(1, 2))
+        assert (changed > 1e-3).all()
+        same = VocalTractLengthPerturbation().input_types["input_spec"].compare(
+            vtlp.output_types["augmented_spec"])
+        assert same is NeuralTypeComparisonResult.SAME
+
+    @pytest.mark.parametrize(
+        "params",
+        [{"prob": 1.5}, {"min_warp": 1.2, "max_warp": 1.1}, {"min_warp": 0.0},
+         {"boundary": 1.0}, {"highfreq": 9000.0}, {"lowfreq": 8000.0}],
+    )
+    def test_bad_parameters(self, params: dict) -> None:
+        with pytest.raises(ValueError):
+            VocalTractLengthPerturbation(**params)

@@ -26,6 +26,7 @@ __all__ = [
     "AudioToMFCCPreprocessor",
     "AudioToMelSpectrogramPreprocessor",
     "SpectrogramAugmentation",
+    "VocalTractLengthPerturbation",
 ]
 
 NORM_EPS = 1e-5  # NeMo's CONSTANT, added to the standard deviation
@@ -548,3 +549,127 @@ class SpectrogramAugmentation(ng.NeuralModule):
             count = (valid.sum((1, 2), keepdim=True) * input_spec.shape[1]).clamp(min=1)
             return torch.where(mask, (total / count).to(input_spec.dtype), input_spec)
         return input_spec.masked_fill(mask, float(self.mask_value))
+
+
+def _hz_to_mel(hz: Tensor) -> Tensor:
+    """Slaney's mel scale (librosa's default, the preprocessor's): linear below 1 kHz."""
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    logstep = math.log(6.4) / 27.0
+    return torch.where(
+        hz < min_log_hz,
+        hz / f_sp,
+        min_log_hz / f_sp + torch.log(hz.clamp(min=1e-6) / min_log_hz) / logstep,
+    )
+
+
+def _mel_to_hz(mel: Tensor) -> Tensor:
+    """Inverse of :func:`_hz_to_mel`."""
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    logstep = math.log(6.4) / 27.0
+    min_log_mel = min_log_hz / f_sp
+    return torch.where(
+        mel < min_log_mel, mel * f_sp, min_log_hz * torch.exp(logstep * (mel - min_log_mel))
+    )
+
+
+def vtlp_source_bins(
+    warp: Tensor, features: int, lowfreq: float, highfreq: float, boundary: float = 0.8
+) -> Tensor:
+    """Where each mel bin reads from under a frequency warp: (B,) factors -> (B, D) bins.
+
+    Bin ``d`` (centre frequency ``f``) of the warped spectrogram takes the value the input has
+    at ``f / warp`` (Jaitly & Hinton's VTLP): ``warp > 1`` moves every spectral feature up, as a
+    shorter vocal tract does. Above a knee at ``boundary * highfreq * min(warp, 1)`` the map is
+    the straight line that ends at ``highfreq -> highfreq``, so the band edge stays where it is.
+    The result is a fractional bin index in ``[0, D - 1]`` of a Slaney mel filterbank with
+    ``features`` bands between ``lowfreq`` and ``highfreq``.
+    """
+    warp = warp.to(torch.float64)[:, None]
+    mel_low, mel_high = _hz_to_mel(torch.tensor([lowfreq, highfreq], dtype=torch.float64))
+    step = (mel_high - mel_low) / (features + 1)
+    steps = torch.arange(1, features + 1, dtype=torch.float64, device=warp.device)
+    centres = _mel_to_hz(mel_low + step * steps)[None, :]  # (1, D) Hz
+    knee = boundary * highfreq * warp.clamp(max=1.0)  # (B, 1)
+    above = knee / warp + (centres - knee) * (highfreq - knee / warp) / (highfreq - knee)
+    source = torch.where(centres <= knee, centres / warp, above)
+    return ((_hz_to_mel(source) - mel_low) / step - 1.0).clamp(0, features - 1).float()
+
+
+class VocalTractLengthPerturbation(ng.NeuralModule):
+    """VTLP: stretch or squeeze each training spectrogram along frequency, in training only.
+
+    Per utterance, with probability ``prob``, a warp factor is drawn uniformly from
+    ``[min_warp, max_warp]`` and the mel spectrogram is resampled along its feature axis so
+    that the content at frequency ``f / warp`` moves to ``f`` (linear interpolation between
+    bands; see :func:`vtlp_source_bins`). Formants and harmonics move together, at the same
+    tempo: a speaker with a shorter (``warp > 1``) or longer vocal tract. Unlike a waveform
+    augmentation it costs the data loader nothing. ``sample_rate``, ``lowfreq`` and
+    ``highfreq`` must be the preprocessor's (a Slaney mel filterbank, as it builds); the number
+    of bands is read from the input. Place it after the preprocessor, before SpecAugment.
+    Outside training the input is returned unchanged.
+
+    Ports: ``input_spec`` (B, D, T) and ``length`` (B,) in; ``augmented_spec`` (B, D, T) out.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        lowfreq: float = 0.0,
+        highfreq: float | None = None,
+        prob: float = 1.0,
+        min_warp: float = 0.9,
+        max_warp: float = 1.1,
+        boundary: float = 0.8,
+    ) -> None:
+        super().__init__()
+        _check_sample_rate(sample_rate)
+        highfreq = highfreq or sample_rate / 2
+        if not 0 <= lowfreq < highfreq <= sample_rate / 2:
+            raise ValueError(
+                f"0 <= lowfreq < highfreq <= sample_rate / 2 must hold "
+                f"(got lowfreq={lowfreq}, highfreq={highfreq})"
+            )
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"prob must be in [0, 1] (got {prob})")
+        if not 0.0 < min_warp <= max_warp:
+            raise ValueError(f"0 < min_warp <= max_warp must hold (got {min_warp}, {max_warp})")
+        if not 0.0 < boundary < 1.0:
+            raise ValueError(f"boundary must be in (0, 1) (got {boundary})")
+        self.lowfreq, self.highfreq = float(lowfreq), float(highfreq)
+        self.prob, self.min_warp, self.max_warp = prob, min_warp, max_warp
+        self.boundary = boundary
+
+    @property
+    def input_types(self) -> dict[str, NeuralType]:
+        return {
+            "input_spec": NeuralType(("B", "D", "T"), ng.SpectrogramType()),
+            "length": NeuralType(("B",), ng.LengthsType()),
+        }
+
+    @property
+    def output_types(self) -> dict[str, NeuralType]:
+        return {"augmented_spec": NeuralType(("B", "D", "T"), ng.SpectrogramType())}
+
+    def warp(self, spec: Tensor, factors: Tensor) -> Tensor:
+        """Spectrograms (B, D, T) warped by (B,) factors -> (B, D, T)."""
+        batch, dim, time = spec.shape
+        source = vtlp_source_bins(
+            factors.cpu(), dim, self.lowfreq, self.highfreq, self.boundary
+        ).to(spec.device)  # (B, D)
+        low = source.floor().long()
+        high = (low + 1).clamp(max=dim - 1)
+
+        def rows(index: Tensor) -> Tensor:
+            return spec.gather(1, index[:, :, None].expand(batch, dim, time))
+
+        weight = (source - low)[:, :, None].to(spec.dtype)
+        return torch.lerp(rows(low), rows(high), weight)
+
+    def forward(self, input_spec: Tensor, length: Tensor) -> Tensor:
+        """Spectrograms (B, D, T) and lengths (B,) -> warped spectrograms (B, D, T)."""
+        if not self.training or self.prob == 0.0 or self.min_warp == self.max_warp == 1.0:
+            return input_spec
+        batch = input_spec.shape[0]
+        factors = self.min_warp + (self.max_warp - self.min_warp) * torch.rand(batch)
+        factors = torch.where(torch.rand(batch) < self.prob, factors, torch.ones(batch))
+        return self.warp(input_spec, factors)

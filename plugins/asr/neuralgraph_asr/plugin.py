@@ -17,11 +17,12 @@ def register_modules(registry: Any) -> None:
         AudioToMelSpectrogramPreprocessor,
         AudioToMFCCPreprocessor,
         SpectrogramAugmentation,
+        VocalTractLengthPerturbation,
     )
 
     for cls in (AudioToMelSpectrogramPreprocessor, AudioToMFCCPreprocessor,
-                SpectrogramAugmentation, ConvASREncoder, ConvASRDecoder,
-                ConvASRDecoderClassification):
+                SpectrogramAugmentation, VocalTractLengthPerturbation, ConvASREncoder,
+                ConvASRDecoder, ConvASRDecoderClassification):
         registry.add_module(cls)
 
 
