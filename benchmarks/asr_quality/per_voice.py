@@ -19,8 +19,14 @@ from pathlib import Path
 
 import jiwer
 
+from neuralgraph_asr.manifest import ManifestEntry, read_manifest
 from neuralgraph_asr.metrics import word_errors
 from neuralgraph_asr.model import ASRModel
+
+
+def _voice(entry: ManifestEntry) -> str:
+    """The speaker without its espeak-ng variant (``espeak:en-us+f3`` -> ``espeak:en-us``)."""
+    return str(entry.speaker if entry.speaker is not None else "?").split("+")[0]
 
 
 def main() -> None:
@@ -46,24 +52,24 @@ def main() -> None:
             "word_score": args.word_score}
     report: dict[str, dict] = {}
     for manifest in args.manifest:
-        rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-        paths = [str(manifest.parent / r["audio_filepath"]) for r in rows]
+        rows, _ = read_manifest(manifest)
+        paths = [r.audio_filepath for r in rows]
         for name, options in decoders.items():
             start = time.perf_counter()
             texts = model.transcribe(paths, batch_size=args.batch_size, **options)
             elapsed = time.perf_counter() - start
             per_voice: dict[str, list[int]] = defaultdict(lambda: [0, 0])
             for row, text in zip(rows, texts):
-                errors, words = word_errors(text, row["text"])
-                for key in ("all", row.get("speaker", "?").split("+")[0]):
+                errors, words = word_errors(text, row.text)
+                for key in ("all", _voice(row)):
                     per_voice[key][0] += errors
                     per_voice[key][1] += words
             table = {k: {"wer": e / max(w, 1), "words": w, "utterances": 0}
                      for k, (e, w) in per_voice.items()}
             for row in rows:
-                table[row.get("speaker", "?").split("+")[0]]["utterances"] += 1
+                table[_voice(row)]["utterances"] += 1
             table["all"]["utterances"] = len(rows)
-            kinds = jiwer.process_words([r["text"] for r in rows], texts)
+            kinds = jiwer.process_words([r.text for r in rows], texts)
             table["all"].update(substitutions=kinds.substitutions, deletions=kinds.deletions,
                                 insertions=kinds.insertions)
             report[f"{manifest.name}/{name}"] = {"seconds": elapsed, "voices": table}
