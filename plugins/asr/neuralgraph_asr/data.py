@@ -148,8 +148,7 @@ def formant_shift(
     )
     low = source.floor().long()
     high = (low + 1).clamp(max=bins - 1)
-    frac = (source - low)[:, None]
-    warped = envelope[low] * (1.0 - frac) + envelope[high] * frac
+    warped = torch.lerp(envelope[low], envelope[high], (source - low)[:, None])
     return torch.istft(spec * torch.exp(warped - envelope), n_fft, hop, window=window,
                        length=length)
 
