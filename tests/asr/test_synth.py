@@ -156,6 +156,20 @@ class TestVoices:
                 assert engine in {"espeak", "flite", "festival"} and voice
                 assert "+" not in voice or engine == "espeak"
 
+    def test_pitch_shift_is_recorded(self, synth_corpus):
+        """flite/festival utterances of train and dev record their pitch shift; no other does."""
+        shifted = 0
+        for split, manifest in synth_corpus.items():
+            for row in _rows(manifest):
+                cents = row.get("pitch_shift_cents")
+                if row["speaker"].startswith("espeak:") or split == "heldout":
+                    assert cents is None
+                elif cents is not None:
+                    low, high = synth.SHIFT_CENTS
+                    assert low <= cents <= high and cents != 0
+                    shifted += 1
+        assert shifted
+
 
 @needs_synthesizers
 class TestDeterminism:

@@ -14,8 +14,9 @@ adds coloured noise at a random SNR, and writes FLAC files with NeMo JSON-lines 
     OUT/heldout_manifest.json   OUT/heldout/00000.flac ...  (voices never used in train or dev)
 
 Each manifest line is ``{"audio_filepath": "train/00000.flac", "duration": 1.234,
-"text": "three seven", "speaker": "espeak:en-gb-x-rp+f3"}``; paths are relative to the
-manifest's folder. Texts use only the 28-label character set (space, a-z, apostrophe).
+"text": "three seven", "speaker": "espeak:en-gb-x-rp+f3"}``, plus ``"pitch_shift_cents"``
+for a pitch-shifted flite or festival utterance; paths are relative to the manifest's folder.
+Texts use only the 28-label character set (space, a-z, apostrophe).
 
 Every random choice is drawn in the parent process from the seed (one stream per split), so the
 corpus is the same whatever the number of workers; the workers only run the synthesizers.
@@ -38,6 +39,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -517,19 +519,23 @@ def _prepare_folder(folder: Path) -> None:
             old.unlink()
 
 
+def _manifest_entry(job: _Job, samples: int) -> dict[str, Any]:
+    """One manifest line; a pitch-shifted utterance records its shift as ``pitch_shift_cents``
+    (the speaker name stays the synthesizer's voice)."""
+    entry: dict[str, Any] = {
+        "audio_filepath": job.out_path,
+        "duration": round(samples / SAMPLE_RATE, 4),
+        "text": job.text,
+        "speaker": job.speaker,
+    }
+    if job.shift_cents:
+        entry["pitch_shift_cents"] = job.shift_cents
+    return entry
+
+
 def _write_manifest(path: Path, jobs: Sequence[_Job], lengths: Sequence[int]) -> None:
     """Write the NeMo JSON-lines manifest of one split (atomically)."""
-    lines = [
-        json.dumps(
-            {
-                "audio_filepath": job.out_path,
-                "duration": round(n / SAMPLE_RATE, 4),
-                "text": job.text,
-                "speaker": job.speaker,
-            }
-        )
-        for job, n in zip(jobs, lengths, strict=True)
-    ]
+    lines = [json.dumps(_manifest_entry(job, n)) for job, n in zip(jobs, lengths, strict=True)]
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     tmp.replace(path)
