@@ -66,6 +66,15 @@ def _check_sample_rate(sample_rate: int) -> None:
         raise ValueError(f"sample_rate must be a positive int (got {sample_rate!r})")
 
 
+def _check_band(lowfreq: float, highfreq: float, sample_rate: int) -> None:
+    """A mel filterbank's band must lie inside [0, Nyquist]."""
+    if not 0 <= lowfreq < highfreq <= sample_rate / 2:
+        raise ValueError(
+            f"0 <= lowfreq < highfreq <= sample_rate / 2 must hold "
+            f"(got lowfreq={lowfreq}, highfreq={highfreq})"
+        )
+
+
 def _valid_frames(lengths: Tensor, time: int) -> Tensor:
     """Boolean (B, T): True on frames before each length."""
     return torch.arange(time, device=lengths.device)[None, :] < lengths[:, None]
@@ -187,11 +196,7 @@ class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
             raise ValueError(f"normalize must be one of {NORMALIZE_TYPES} or null")
         if isinstance(features, bool) or not isinstance(features, int) or features <= 0:
             raise ValueError(f"features must be a positive int (got {features!r})")
-        if not 0 <= lowfreq < highfreq <= self.sample_rate / 2:
-            raise ValueError(
-                f"0 <= lowfreq < highfreq <= sample_rate / 2 must hold "
-                f"(got lowfreq={lowfreq}, highfreq={highfreq})"
-            )
+        _check_band(lowfreq, highfreq, self.sample_rate)
         if guard_type not in ("add", "clamp"):
             raise ValueError(f"log_zero_guard_type must be 'add' or 'clamp' (got {guard_type!r})")
 
@@ -434,7 +439,24 @@ class AudioToMFCCPreprocessor(ng.NeuralModule):
         return features, frames
 
 
-class SpectrogramAugmentation(ng.NeuralModule):
+class _SpectrogramAugmenter(ng.NeuralModule):
+    """Ports of a training-time spectrogram augmentation: ``input_spec`` (B, D, T) and
+    ``length`` (B,) in, ``augmented_spec`` (B, D, T) out, of the input's type (so that the
+    node may be skipped outside training)."""
+
+    @property
+    def input_types(self) -> dict[str, NeuralType]:
+        return {
+            "input_spec": NeuralType(("B", "D", "T"), ng.SpectrogramType()),
+            "length": NeuralType(("B",), ng.LengthsType()),
+        }
+
+    @property
+    def output_types(self) -> dict[str, NeuralType]:
+        return {"augmented_spec": NeuralType(("B", "D", "T"), ng.SpectrogramType())}
+
+
+class SpectrogramAugmentation(_SpectrogramAugmenter):
     """SpecAugment (frequency and time masks) and SpecCutout (rectangles), in training only.
 
     Parameters (NeMo's):
@@ -486,17 +508,6 @@ class SpectrogramAugmentation(ng.NeuralModule):
         self.time_masks, self.time_width = time_masks, time_width
         self.rect_masks, self.rect_time, self.rect_freq = rect_masks, rect_time, rect_freq
         self.mask_value = mask_value
-
-    @property
-    def input_types(self) -> dict[str, NeuralType]:
-        return {
-            "input_spec": NeuralType(("B", "D", "T"), ng.SpectrogramType()),
-            "length": NeuralType(("B",), ng.LengthsType()),
-        }
-
-    @property
-    def output_types(self) -> dict[str, NeuralType]:
-        return {"augmented_spec": NeuralType(("B", "D", "T"), ng.SpectrogramType())}
 
     @staticmethod
     def _spans(high: Tensor, width: Tensor | int, count: int, size: int) -> Tensor:
@@ -595,7 +606,7 @@ def vtlp_source_bins(
     return ((_hz_to_mel(source) - mel_low) / step - 1.0).clamp(0, features - 1).float()
 
 
-class VocalTractLengthPerturbation(ng.NeuralModule):
+class VocalTractLengthPerturbation(_SpectrogramAugmenter):
     """VTLP: stretch or squeeze each training spectrogram along frequency, in training only.
 
     Per utterance, with probability ``prob``, a warp factor is drawn uniformly from
@@ -624,11 +635,7 @@ class VocalTractLengthPerturbation(ng.NeuralModule):
         super().__init__()
         _check_sample_rate(sample_rate)
         highfreq = highfreq or sample_rate / 2
-        if not 0 <= lowfreq < highfreq <= sample_rate / 2:
-            raise ValueError(
-                f"0 <= lowfreq < highfreq <= sample_rate / 2 must hold "
-                f"(got lowfreq={lowfreq}, highfreq={highfreq})"
-            )
+        _check_band(lowfreq, highfreq, sample_rate)
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f"prob must be in [0, 1] (got {prob})")
         if not 0.0 < min_warp <= max_warp:
@@ -638,17 +645,6 @@ class VocalTractLengthPerturbation(ng.NeuralModule):
         self.lowfreq, self.highfreq = float(lowfreq), float(highfreq)
         self.prob, self.min_warp, self.max_warp = prob, min_warp, max_warp
         self.boundary = boundary
-
-    @property
-    def input_types(self) -> dict[str, NeuralType]:
-        return {
-            "input_spec": NeuralType(("B", "D", "T"), ng.SpectrogramType()),
-            "length": NeuralType(("B",), ng.LengthsType()),
-        }
-
-    @property
-    def output_types(self) -> dict[str, NeuralType]:
-        return {"augmented_spec": NeuralType(("B", "D", "T"), ng.SpectrogramType())}
 
     def warp(self, spec: Tensor, factors: Tensor) -> Tensor:
         """Spectrograms (B, D, T) warped by (B,) factors -> (B, D, T)."""
