@@ -562,25 +562,23 @@ class SpectrogramAugmentation(_SpectrogramAugmenter):
         return input_spec.masked_fill(mask, float(self.mask_value))
 
 
+# Slaney's mel scale (librosa's default, the preprocessor's): linear below 1 kHz, log above.
+_MEL_HZ_PER_MEL = 200.0 / 3
+_MEL_LOG_START_HZ = 1000.0
+_MEL_LOG_START = _MEL_LOG_START_HZ / _MEL_HZ_PER_MEL
+_MEL_LOG_STEP = math.log(6.4) / 27.0
+
+
 def _hz_to_mel(hz: Tensor) -> Tensor:
-    """Slaney's mel scale (librosa's default, the preprocessor's): linear below 1 kHz."""
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    logstep = math.log(6.4) / 27.0
-    return torch.where(
-        hz < min_log_hz,
-        hz / f_sp,
-        min_log_hz / f_sp + torch.log(hz.clamp(min=1e-6) / min_log_hz) / logstep,
-    )
+    """Hz -> Slaney mel, elementwise."""
+    log_part = _MEL_LOG_START + torch.log(hz.clamp(min=1e-6) / _MEL_LOG_START_HZ) / _MEL_LOG_STEP
+    return torch.where(hz < _MEL_LOG_START_HZ, hz / _MEL_HZ_PER_MEL, log_part)
 
 
 def _mel_to_hz(mel: Tensor) -> Tensor:
-    """Inverse of :func:`_hz_to_mel`."""
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    logstep = math.log(6.4) / 27.0
-    min_log_mel = min_log_hz / f_sp
-    return torch.where(
-        mel < min_log_mel, mel * f_sp, min_log_hz * torch.exp(logstep * (mel - min_log_mel))
-    )
+    """Slaney mel -> Hz, elementwise (inverse of :func:`_hz_to_mel`)."""
+    log_part = _MEL_LOG_START_HZ * torch.exp(_MEL_LOG_STEP * (mel - _MEL_LOG_START))
+    return torch.where(mel < _MEL_LOG_START, mel * _MEL_HZ_PER_MEL, log_part)
 
 
 def vtlp_source_bins(
