@@ -6,6 +6,8 @@
 Voices are the manifest's ``speaker`` without the espeak-ng variant (``espeak:en-us+f3`` counts
 as ``espeak:en-us``). With ``--lm-dir`` (``neuralgraph asr lm`` output: lexicon.txt, lm.arpa)
 beam search with that lexicon and LM is scored as well; ``--beam`` adds lexicon-free beam search.
+``--vtln speaker`` (or ``utterance``) decodes with test-time VTLN, one warp per manifest
+``speaker`` (or per file).
 Each set's line counts the substituted, deleted and inserted words.
 """
 
@@ -37,6 +39,8 @@ def main() -> None:
     parser.add_argument("--beam", action="store_true", help="also lexicon-free beam search")
     parser.add_argument("--word-score", type=float, default=0.0,
                         help="flashlight's word score for the lexicon + LM decoder")
+    parser.add_argument("--vtln", choices=("utterance", "speaker"),
+                        help="test-time VTLN: a warp per file, or per the manifest's speaker")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args()
@@ -56,7 +60,8 @@ def main() -> None:
         paths = [r.audio_filepath for r in rows]
         for name, options in decoders.items():
             start = time.perf_counter()
-            texts = model.transcribe(paths, batch_size=args.batch_size, **options)
+            texts = model.transcribe(paths, batch_size=args.batch_size, vtln=args.vtln,
+                                     speakers=[r.speaker for r in rows], **options)
             elapsed = time.perf_counter() - start
             per_voice: dict[str, list[int]] = defaultdict(lambda: [0, 0])
             for row, text in zip(rows, texts):

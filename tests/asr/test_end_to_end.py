@@ -117,6 +117,61 @@ class TestTrainedArchive:
         texts = [json.loads(line)["text"] for line in result.stdout.splitlines()]
         assert len(texts) == 4 and all(set(t.split()) <= words for t in texts)
 
+    def test_vtln_warps_the_features_and_keeps_the_best_warp(self, trained: Path) -> None:
+        """log_probs(warps=...) reruns the graph on warped mel features; VTLN per speaker
+        gives every file of a speaker the warp with the best summed best-path score."""
+        from neuralgraph_asr.data import read_audio
+        from neuralgraph_asr.features import VocalTractLengthPerturbation
+        from neuralgraph_asr.model import ASRModel
+        from neuralgraph_asr.vtln import best_path_scores
+
+        model = ASRModel.restore_from(trained)
+        files = sorted((DIGITS / "dev").glob("*.flac"))[:4]
+        audio = [read_audio(str(f), sample_rate=16000) for f in files]
+        plain, lengths = model.log_probs(audio)
+        same, _ = model.log_probs(audio, warps=[1.0] * 4)
+        torch.testing.assert_close(same, plain)
+        warped, warped_lengths = model.log_probs(audio, warps=[1.1, 0.9, 1.0, 1.15])
+        assert torch.equal(warped_lengths, lengths) and not torch.allclose(warped, plain)
+        with torch.no_grad():  # the same by hand: features, warp, the graph after them
+            env = model.run({"data.audio_signal": torch.nn.utils.rnn.pad_sequence(
+                audio, batch_first=True), "data.audio_length": torch.tensor(
+                [len(a) for a in audio])})
+            warp = VocalTractLengthPerturbation(sample_rate=16000).warp(
+                env["preprocessor.processed_signal"], torch.tensor([1.1, 0.9, 1.0, 1.15]))
+            by_hand = model.run({"preprocessor.processed_signal": warp,
+                                 "preprocessor.processed_length":
+                                     env["preprocessor.processed_length"]})
+        torch.testing.assert_close(warped, by_hand["decoder.logprobs"])
+
+        grid = (0.9, 1.0, 1.1)
+        speakers = ["a", "a", "b", "b"]
+        chosen = model._vtln_warps(files, 3, "speaker", speakers, grid)
+        totals = torch.stack([best_path_scores(*model.log_probs(audio, warps=[w] * 4))
+                              for w in grid], dim=1)  # (4, K)
+        for members in ([0, 1], [2, 3]):
+            best = grid[int(totals[members].sum(0).argmax())]
+            assert [chosen[i] for i in members] == [best, best]
+        texts = model.transcribe(files, batch_size=3, vtln="speaker", speakers=speakers,
+                                 vtln_warps=grid)
+        by_warp = {w: model.transcribe(files, batch_size=3, vtln="speaker", vtln_warps=[w])
+                   for w in grid}
+        assert texts == [by_warp[w][i] for i, w in enumerate(chosen)]
+
+    def test_transcribe_vtln_cli(self, trained: Path) -> None:
+        """`transcribe --vtln speaker|utterance` prints a line per file; a warp outside
+        [0.5, 2] exits 2 without a traceback."""
+        files = [str(f) for f in sorted((DIGITS / "dev").glob("*.flac"))[:3]]
+        for mode in ("speaker", "utterance"):
+            result = run_cli("transcribe", "--model", str(trained), *files, "--vtln", mode,
+                             "--vtln-warps", "0.9", "1.0", "1.1")
+            assert result.returncode == 0, result.stderr
+            assert [line.split("\t")[0] for line in result.stdout.splitlines()] == files
+        bad = run_cli("transcribe", "--model", str(trained), *files, "--vtln", "speaker",
+                      "--vtln-warps", "5")
+        assert bad.returncode == 2 and "vtln_warps" in bad.stderr
+        assert "Traceback" not in bad.stderr
+
     def test_missing_audio_is_user_error(self, trained: Path, tmp_path: Path) -> None:
         """A missing audio file exits 2 with its path, no traceback."""
         result = run_cli("transcribe", "--model", str(trained), str(tmp_path / "nope.flac"))

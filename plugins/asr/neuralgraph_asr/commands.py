@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from neuralgraph_asr.vtln import DEFAULT_WARPS, VTLN_MODES
+
 
 def configure_transcribe(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``neuralgraph transcribe``."""
@@ -16,6 +18,12 @@ def configure_transcribe(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lexicon", help="flashlight lexicon file (beam search)")
     parser.add_argument("--lm", help="KenLM language model file (beam search)")
     parser.add_argument("--lm-weight", type=float, default=2.0)
+    parser.add_argument("--vtln", choices=VTLN_MODES,
+                        help="vocal tract length normalization: one frequency warp for all the "
+                             "files ('speaker': they are one speaker) or one per file "
+                             "('utterance'), the one the model is most confident about")
+    parser.add_argument("--vtln-warps", type=float, nargs="+", default=list(DEFAULT_WARPS),
+                        metavar="W", help="warp factors VTLN tries (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="one JSON line per file")
 
 
@@ -29,7 +37,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         options = {"beam_size": args.beam_size, "lexicon": args.lexicon, "lm": args.lm,
                    "lm_weight": args.lm_weight}
     texts = model.transcribe(args.audio, batch_size=args.batch_size, decoder=args.decoder,
-                             **options)
+                             vtln=args.vtln, vtln_warps=args.vtln_warps, **options)
     for path, text in zip(args.audio, texts):
         if args.json:
             print(json.dumps({"audio_filepath": path, "text": text}))

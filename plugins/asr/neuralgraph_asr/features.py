@@ -164,6 +164,7 @@ class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
         self.n_fft = n_fft or 2 ** math.ceil(math.log2(self.win_length))
         highfreq = highfreq or sample_rate / 2
         self._check(window, normalize, features, lowfreq, highfreq, log_zero_guard_type)
+        self.lowfreq, self.highfreq = float(lowfreq), float(highfreq)
         self._check_more(log_zero_guard_value, dither, pad_to, frame_splicing, mag_power, preemph)
         self.normalize = normalize if normalize in NORMALIZE_TYPES else None
         self.preemph = preemph or None

@@ -6,13 +6,14 @@ output of type LogprobsType (B, T, D) with its LengthsType lengths: any CTC grap
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 import neuralgraph as ng
+from neuralgraph_asr.vtln import DEFAULT_WARPS, VTLN_MODES, best_path_scores, choose_warps
 
 __all__ = ["ASRModel"]
 
@@ -24,7 +25,9 @@ class ASRModel(ng.GraphModel):
 
     ``ASRModel.restore_from("m.ngm").transcribe(["a.flac"], batch_size=8)``. Decoding is greedy
     by default; ``decoder="beam"`` runs CTC beam search (``beam_size``, and with
-    flashlight-text installed a ``lexicon`` and a KenLM ``lm``).
+    flashlight-text installed a ``lexicon`` and a KenLM ``lm``). ``vtln="speaker"`` or
+    ``"utterance"`` warps the mel features of each speaker (or utterance) to the vocal tract
+    length the model is most confident about (:mod:`neuralgraph_asr.vtln`).
     """
 
     def _outputs(self) -> tuple[str, str]:
@@ -50,9 +53,48 @@ class ASRModel(ng.GraphModel):
                 keys.extend(step[3])
         return keys
 
+    def _mel_features(self) -> tuple[str, str, Any]:
+        """Keys of the mel spectrogram and its lengths, and a warper of its filterbank."""
+        from neuralgraph_asr.features import (
+            AudioToMelSpectrogramPreprocessor,
+            VocalTractLengthPerturbation,
+        )
+
+        for name, module in self.nodes.items():
+            if isinstance(module, AudioToMelSpectrogramPreprocessor):
+                if module.frame_splicing != 1:
+                    raise ng.UserError(f"vtln needs unspliced mel features; node '{name}' has "
+                                       f"frame_splicing {module.frame_splicing}")
+                warper = VocalTractLengthPerturbation(
+                    sample_rate=module.sample_rate, lowfreq=module.lowfreq,
+                    highfreq=module.highfreq)
+                return f"{name}.processed_signal", f"{name}.processed_length", warper
+        raise ng.UserError("vtln warps mel features: this graph has no "
+                           "AudioToMelSpectrogramPreprocessor node")
+
     @torch.no_grad()
-    def log_probs(self, audio: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probs (B, T, D) and valid frames (B,) for a batch of (T_i,) waveforms."""
+    def log_probs(
+        self, audio: Sequence[torch.Tensor], warps: Sequence[float] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probs (B, T, D) and valid frames (B,) for a batch of (T_i,) waveforms.
+
+        ``warps``: a VTLN frequency warp per waveform applied to the mel features (1: none).
+        """
+        if warps is None:
+            return self._warped_log_probs(audio, [None])[0]
+        if len(warps) != len(audio):
+            raise ValueError(f"need one warp per waveform ({len(audio)}); got {len(warps)}")
+        return self._warped_log_probs(audio, [torch.tensor(warps, dtype=torch.float32)])[0]
+
+    @torch.no_grad()
+    def _warped_log_probs(
+        self, audio: Sequence[torch.Tensor], warps: Sequence[torch.Tensor | None]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(log-probs (B, T, D), lengths (B,)) of a batch under each (B,) warp (None: none).
+
+        The graph runs once on the audio; each warp other than 1 reruns only the part after
+        the mel features.
+        """
         self.eval()
         lengths = torch.tensor([len(a) for a in audio], dtype=torch.long)
         signal = torch.zeros(len(audio), int(lengths.max()))
@@ -61,7 +103,19 @@ class ASRModel(ng.GraphModel):
         logprobs_key, lengths_key = self._outputs()
         env = self.run({AUDIO_INPUTS[0]: signal.to(self.device),
                         AUDIO_INPUTS[1]: lengths.to(self.device)})
-        return env[logprobs_key], env[lengths_key]
+        plain = (env[logprobs_key], env[lengths_key])
+        if all(w is None or bool((w == 1.0).all()) for w in warps):
+            return [plain] * len(warps)
+        spec_key, spec_lengths_key, warper = self._mel_features()
+        results = []
+        for factors in warps:
+            if factors is None or bool((factors == 1.0).all()):
+                results.append(plain)
+                continue
+            spec = warper.warp(env[spec_key], factors.to(env[spec_key].device))
+            out = self.run({spec_key: spec, spec_lengths_key: env[spec_lengths_key]})
+            results.append((out[logprobs_key], out[lengths_key]))
+        return results
 
     def _decoder(self, decoder: str, **options: Any) -> Any:
         from neuralgraph_asr.decoding import CTCBeamSearchDecoder, ctc_greedy_decode
@@ -77,28 +131,70 @@ class ASRModel(ng.GraphModel):
         raise ng.UserError(f"decoder must be 'greedy' or 'beam' (got {decoder!r})")
 
     def transcribe(self, paths: Sequence[str | Path], batch_size: int = 4,
-                   decoder: str = "greedy", **decoder_options: Any) -> list[str]:
-        """Text of each audio file (read with soundfile, resampled to the model's rate)."""
-        from neuralgraph_asr.data import read_audio
+                   decoder: str = "greedy", vtln: str | None = None,
+                   speakers: Sequence[Hashable] | None = None,
+                   vtln_warps: Sequence[float] = DEFAULT_WARPS,
+                   **decoder_options: Any) -> list[str]:
+        """Text of each audio file (read with soundfile, resampled to the model's rate).
 
-        source = self.data_source
-        rate = int(getattr(source, "sample_rate", 16000))
+        ``vtln``: None, ``"utterance"`` (a warp per file) or ``"speaker"`` (one warp per
+        speaker: ``speakers`` names each file's speaker; without it all files are one
+        speaker), chosen from ``vtln_warps`` (:mod:`neuralgraph_asr.vtln`). Costs one forward
+        pass of the graph after the features per warp.
+        """
         decode = self._decoder(decoder, **decoder_options)
+        warps: list[float] | None = None
+        if vtln is not None:
+            warps = self._vtln_warps(paths, batch_size, vtln, speakers, vtln_warps)
+        source = self.data_source
         texts: list[str] = []
         for start in range(0, len(paths), max(1, batch_size)):
-            chunk = paths[start: start + batch_size]
-            audio = []
-            for path in chunk:
-                if not Path(path).is_file():
-                    raise ng.UserError(f"audio file not found: {path}")
-                try:
-                    audio.append(read_audio(str(path), sample_rate=rate))
-                except RuntimeError as exc:  # soundfile's error for unreadable audio
-                    raise ng.UserError(f"cannot read audio {path}: {exc}") from None
-            log_probs, lengths = self.log_probs(audio)
+            chunk = paths[start: start + max(1, batch_size)]
+            chunk_warps = None if warps is None else warps[start: start + len(chunk)]
+            log_probs, lengths = self.log_probs(self._read(chunk), chunk_warps)
             for ids in decode(log_probs.float().cpu(), lengths.cpu()):
                 texts.append(source.ids_to_text(ids))
         return texts
+
+    def _vtln_warps(self, paths: Sequence[str | Path], batch_size: int, mode: str,
+                    speakers: Sequence[Hashable] | None,
+                    grid: Sequence[float]) -> list[float]:
+        """The VTLN warp of each file: the grid's best-scoring warp per speaker or file."""
+        if mode not in VTLN_MODES:
+            raise ng.UserError(f"vtln must be one of {list(VTLN_MODES)} or None (got {mode!r})")
+        if not grid or any(not 0.5 <= float(w) <= 2.0 for w in grid):
+            raise ng.UserError(f"vtln_warps must be a non-empty list of factors in [0.5, 2] "
+                               f"(got {list(grid)})")
+        if speakers is not None and len(speakers) != len(paths):
+            raise ng.UserError(f"speakers must name one speaker per file ({len(paths)}); "
+                               f"got {len(speakers)}")
+        self._mel_features()  # a graph without mel features cannot be warped: say so now
+        rows = []
+        for start in range(0, len(paths), max(1, batch_size)):
+            audio = self._read(paths[start: start + max(1, batch_size)])
+            factors = [torch.full((len(audio),), float(w)) for w in grid]
+            scores = [best_path_scores(lp.float().cpu(), n.cpu())
+                      for lp, n in self._warped_log_probs(audio, factors)]
+            rows.append(torch.stack(scores, dim=1))  # (B, K)
+        if mode == "speaker" and speakers is None:
+            speakers = [0] * len(paths)
+        return choose_warps(torch.cat(rows), [float(w) for w in grid],
+                            speakers if mode == "speaker" else None)
+
+    def _read(self, paths: Sequence[str | Path]) -> list[torch.Tensor]:
+        """Waveforms (T_i,) of audio files at the model's rate; a bad file is a UserError."""
+        from neuralgraph_asr.data import read_audio
+
+        rate = int(getattr(self.data_source, "sample_rate", 16000))
+        audio = []
+        for path in paths:
+            if not Path(path).is_file():
+                raise ng.UserError(f"audio file not found: {path}")
+            try:
+                audio.append(read_audio(str(path), sample_rate=rate))
+            except RuntimeError as exc:  # soundfile's error for unreadable audio
+                raise ng.UserError(f"cannot read audio {path}: {exc}") from None
+        return audio
 
 
 def _vocab_size(source: Any) -> int:
