@@ -104,14 +104,14 @@ class ASRModel(ng.GraphModel):
         env = self.run({AUDIO_INPUTS[0]: signal.to(self.device),
                         AUDIO_INPUTS[1]: lengths.to(self.device)})
         plain = (env[logprobs_key], env[lengths_key])
-        if all(w is None or bool((w == 1.0).all()) for w in warps):
-            return [plain] * len(warps)
-        spec_key, spec_lengths_key, warper = self._mel_features()
         results = []
+        mel: tuple[str, str, Any] | None = None
         for factors in warps:
             if factors is None or bool((factors == 1.0).all()):
                 results.append(plain)
                 continue
+            mel = mel or self._mel_features()
+            spec_key, spec_lengths_key, warper = mel
             spec = warper.warp(env[spec_key], factors.to(env[spec_key].device))
             out = self.run({spec_key: spec, spec_lengths_key: env[spec_lengths_key]})
             results.append((out[logprobs_key], out[lengths_key]))
@@ -148,8 +148,9 @@ class ASRModel(ng.GraphModel):
             warps = self._vtln_warps(paths, batch_size, vtln, speakers, vtln_warps)
         source = self.data_source
         texts: list[str] = []
-        for start in range(0, len(paths), max(1, batch_size)):
-            chunk = paths[start: start + max(1, batch_size)]
+        step = max(1, batch_size)
+        for start in range(0, len(paths), step):
+            chunk = paths[start: start + step]
             chunk_warps = None if warps is None else warps[start: start + len(chunk)]
             log_probs, lengths = self.log_probs(self._read(chunk), chunk_warps)
             for ids in decode(log_probs.float().cpu(), lengths.cpu()):
@@ -170,8 +171,9 @@ class ASRModel(ng.GraphModel):
                                f"got {len(speakers)}")
         self._mel_features()  # a graph without mel features cannot be warped: say so now
         rows = []
-        for start in range(0, len(paths), max(1, batch_size)):
-            audio = self._read(paths[start: start + max(1, batch_size)])
+        step = max(1, batch_size)
+        for start in range(0, len(paths), step):
+            audio = self._read(paths[start: start + step])
             factors = [torch.full((len(audio),), float(w)) for w in grid]
             scores = [best_path_scores(lp.float().cpu(), n.cpu())
                       for lp, n in self._warped_log_probs(audio, factors)]
