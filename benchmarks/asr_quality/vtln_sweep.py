@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 
 from neuralgraph_asr.data import read_audio
-from neuralgraph_asr.decoding import CTCBeamSearchDecoder, ctc_greedy_decode
 from neuralgraph_asr.manifest import read_manifest
 from neuralgraph_asr.metrics import word_errors
 from neuralgraph_asr.model import ASRModel
@@ -38,12 +37,11 @@ def sweep(model_path: Path, manifest: Path, warps: list[float], lm_dir: Path | N
     model = ASRModel.restore_from(model_path)
     rows, _ = read_manifest(manifest)
     source = model.data_source
-    labels = list(source.labels) if hasattr(source, "labels") else list(source.tokenizer.tokens)
-    decoders = {"greedy": lambda lp, n: ctc_greedy_decode(lp, n, len(labels))}
+    decoders = {"greedy": model.decoder("greedy")}
     if lm_dir is not None:
-        decoders["lexicon+lm"] = CTCBeamSearchDecoder(
-            labels, beam_size=16, lexicon=lm_dir / "lexicon.txt", lm=lm_dir / "lm.arpa",
-            lm_weight=1.0).decode
+        decoders["lexicon+lm"] = model.decoder(
+            "beam", beam_size=16, lexicon=lm_dir / "lexicon.txt", lm=lm_dir / "lm.arpa",
+            lm_weight=1.0)
     # log-probs (T_i, D) of every utterance under every warp, and their best-path scores
     rate = int(getattr(source, "sample_rate", 16000))
     outputs: dict[float, list[torch.Tensor]] = {w: [] for w in warps}

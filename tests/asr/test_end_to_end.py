@@ -64,6 +64,12 @@ class TestTrainedArchive:
         greedy = model.transcribe(files, batch_size=2)
         beam = model.transcribe(files, batch_size=2, decoder="beam", beam_size=4)
         assert len(greedy) == len(beam) == 3
+        from neuralgraph_asr.data import read_audio
+
+        log_probs, lengths = model.log_probs([read_audio(str(f), sample_rate=16000)
+                                              for f in files[:2]])
+        ids = model.decoder("beam", beam_size=4)(log_probs, lengths)
+        assert [model.data_source.ids_to_text(i) for i in ids] == beam[:2]
         result = run_cli("transcribe", "--model", str(trained), *map(str, files))
         assert [line.split("\t")[1] for line in result.stdout.splitlines()] == greedy
 

@@ -117,7 +117,13 @@ class ASRModel(ng.GraphModel):
             results.append((out[logprobs_key], out[lengths_key]))
         return results
 
-    def _decoder(self, decoder: str, **options: Any) -> Any:
+    def decoder(self, decoder: str = "greedy", **options: Any) -> Any:
+        """The CTC decoder ``transcribe`` uses: ``(log_probs (B, T, D), lengths (B,)) -> ids``.
+
+        ``"greedy"``, or ``"beam"`` with :class:`~neuralgraph_asr.decoding.CTCBeamSearchDecoder`'s
+        ``options``; the blank and the tokens are the model's. Decode :meth:`log_probs` with it
+        and turn ids into text with ``data_source.ids_to_text``.
+        """
         from neuralgraph_asr.decoding import CTCBeamSearchDecoder, ctc_greedy_decode
 
         source = self.data_source
@@ -142,7 +148,7 @@ class ASRModel(ng.GraphModel):
         speaker), chosen from ``vtln_warps`` (:mod:`neuralgraph_asr.vtln`). Costs one forward
         pass of the graph after the features per warp.
         """
-        decode = self._decoder(decoder, **decoder_options)
+        decode = self.decoder(decoder, **decoder_options)
         warps: list[float] | None = None
         if vtln is not None:
             warps = self._vtln_warps(paths, batch_size, vtln, speakers, vtln_warps)
