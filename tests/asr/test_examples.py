@@ -3,6 +3,7 @@ published sizes when built from their YAML files (not from a Python re-statement
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,20 @@ def test_published_sizes(name: str, published: int) -> None:
     Each figure is what NeMo 3.0's ``ConvASREncoder`` + ``ConvASRDecoder`` give for the same
     encoder and decoder parameters (counted in NeMo's own venv, 2026-11-24)."""
     assert parameters(EXAMPLES / f"{name}.yaml") == published
+
+
+def test_quality_recipe_runs_as_documented(tokenizer: Path, tmp_path: Path) -> None:
+    """The digits recipe's commands on the shipped corpus: train (a few steps here, not 15
+    minutes), then transcribe one speaker's files with per-speaker VTLN."""
+    result = run_cli("train", str(EXAMPLES / "digits.yaml"), f"data_dir={DIGITS}",
+                     f"tokenizer_model={tokenizer}", "+trainer.max_steps=3",
+                     "--exp-dir", str(tmp_path / "runs"))
+    assert result.returncode == 0, result.stderr
+    archive = next((tmp_path / "runs").rglob("digits.ngm"))
+    audio = [str(p) for p in sorted((DIGITS / "heldout").glob("*.flac"))[:3]]
+    result = run_cli("transcribe", "--model", str(archive), "--vtln", "speaker", "--json",
+                     *audio)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["audio_filepath"] for line in lines] == audio
+    assert all(isinstance(line["text"], str) for line in lines)
