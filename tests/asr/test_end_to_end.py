@@ -178,6 +178,64 @@ class TestTrainedArchive:
         assert bad.returncode == 2 and "vtln_warps" in bad.stderr
         assert "Traceback" not in bad.stderr
 
+    def test_transcribe_manifest_wer_equals_evaluate(self, trained: Path) -> None:
+        """`transcribe --manifest --wer --json` scores the manifest's texts as `evaluate`
+        does (greedy: the same WER), and lists the manifest's files without --wer."""
+        manifest = DIGITS / "dev_manifest.json"
+        result = run_cli("transcribe", "--model", str(trained), "--manifest", str(manifest),
+                         "--wer", "--json", "--batch-size", "8")
+        assert result.returncode == 0, result.stderr
+        ours = json.loads(result.stdout)
+        result = run_cli("evaluate", "--model", str(trained), "--manifest", str(manifest),
+                         "--json")
+        assert result.returncode == 0, result.stderr
+        assert ours["utterances"] == 60 and ours["words"] > 60
+        assert ours["wer"] == pytest.approx(json.loads(result.stdout)["wer"], abs=1e-6)
+        result = run_cli("transcribe", "--model", str(trained), "--manifest", str(manifest))
+        files = [line.split("\t")[0] for line in result.stdout.splitlines()]
+        assert files == [str(DIGITS / json.loads(line)["audio_filepath"])
+                         for line in manifest.read_text().splitlines()]
+
+    def test_transcribe_manifest_vtln_uses_its_speakers(self, trained: Path,
+                                                        tmp_path: Path) -> None:
+        """With --manifest, `--vtln speaker` groups files by the manifest's `speaker`: the
+        transcripts equal the Python API's with those speakers."""
+        from neuralgraph_asr.model import ASRModel
+
+        manifest = _subset(DIGITS / "heldout_manifest.json", tmp_path / "h.json", 6)
+        entries = [json.loads(line) for line in manifest.read_text().splitlines()]
+        assert len({e["speaker"] for e in entries}) > 1
+        grid = ["0.9", "1.0", "1.1"]
+        result = run_cli("transcribe", "--model", str(trained), "--manifest", str(manifest),
+                         "--vtln", "speaker", "--vtln-warps", *grid, "--json")
+        assert result.returncode == 0, result.stderr
+        texts = [json.loads(line)["text"] for line in result.stdout.splitlines()]
+        model = ASRModel.restore_from(trained)
+        expected = model.transcribe([e["audio_filepath"] for e in entries], vtln="speaker",
+                                    speakers=[e["speaker"] for e in entries],
+                                    vtln_warps=[float(w) for w in grid])
+        assert texts == expected
+
+    def test_transcribe_manifest_user_errors(self, trained: Path, tmp_path: Path) -> None:
+        """Files and --manifest together, neither, --wer without a manifest, and --vtln
+        speaker on a manifest without speakers each exit 2 saying what is wrong."""
+        manifest = DIGITS / "dev_manifest.json"
+        audio = str(sorted((DIGITS / "dev").glob("*.flac"))[0])
+        nameless = tmp_path / "nameless.json"
+        nameless.write_text(json.dumps({"audio_filepath": audio, "duration": 1.0,
+                                        "text": "one"}) + "\n")
+        cases = {
+            "both": (["--manifest", str(manifest), audio], "got both"),
+            "neither": ([], "got neither"),
+            "wer": (["--wer", audio], "--wer needs --manifest"),
+            "speakers": (["--manifest", str(nameless), "--vtln", "speaker"],
+                         "needs a `speaker` on every line"),
+        }
+        for name, (extra, message) in cases.items():
+            result = run_cli("transcribe", "--model", str(trained), *extra)
+            assert result.returncode == 2, (name, result.stderr)
+            assert message in result.stderr and "Traceback" not in result.stderr, name
+
     def test_missing_audio_is_user_error(self, trained: Path, tmp_path: Path) -> None:
         """A missing audio file exits 2 with its path, no traceback."""
         result = run_cli("transcribe", "--model", str(trained), str(tmp_path / "nope.flac"))
