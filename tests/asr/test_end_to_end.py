@@ -217,14 +217,19 @@ class TestTrainedArchive:
         assert texts == expected
 
     def test_transcribe_manifest_user_errors(self, trained: Path, tmp_path: Path) -> None:
-        """Files and --manifest together, neither, --wer without a manifest, and --vtln
-        speaker on a manifest without speakers each exit 2 saying what is wrong."""
+        """Files and --manifest together, neither, --wer without a manifest, --vtln speaker
+        on a manifest without speakers, and a segment (`offset`) each exit 2 saying what is
+        wrong."""
         manifest = DIGITS / "dev_manifest.json"
         audio = str(sorted((DIGITS / "dev").glob("*.flac"))[0])
         nameless = tmp_path / "nameless.json"
         nameless.write_text(json.dumps({"audio_filepath": audio, "duration": 1.0,
                                         "text": "one"}) + "\n")
+        segment = tmp_path / "segment.json"
+        segment.write_text(json.dumps({"audio_filepath": audio, "duration": 0.5, "offset": 0.2,
+                                       "text": "one"}) + "\n")
         cases = {
+            "segment": (["--manifest", str(segment)], "have an `offset`"),
             "both": (["--manifest", str(manifest), audio], "got both"),
             "neither": ([], "got neither"),
             "wer": (["--wer", audio], "--wer needs --manifest"),

@@ -52,6 +52,10 @@ def run_transcribe(args: argparse.Namespace) -> int:
         entries, _ = read_manifest(args.manifest)
         if not entries:
             raise ng.UserError(f"manifest {args.manifest} has no entries")
+        segments = [e.line for e in entries if e.offset]
+        if segments:
+            raise ng.UserError(f"transcribe reads whole files, but lines {segments[:10]} of "
+                               f"{args.manifest} have an `offset` (a segment of a file)")
         paths = [e.audio_filepath for e in entries]
         references = [e.text for e in entries]
         if args.vtln == "speaker":
