@@ -122,3 +122,24 @@ def bpe_model(corpus: Corpus, librivox_manifest: Path, tmp_path_factory: pytest.
 
     out = tmp_path_factory.mktemp("tokenizer")
     return train_sentencepiece([corpus.manifest, librivox_manifest], out, 40)
+
+
+@pytest.fixture(scope="session")
+def digits_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Path]:
+    """A function giving a BPE tokenizer of the shipped digits training transcripts with the
+    given vocabulary size, made once per size with `neuralgraph asr tokenizer` (as a user)."""
+    from tests.conftest import ROOT, run_cli
+
+    manifest = ROOT / "examples" / "asr" / "data" / "digits" / "train_manifest.json"
+    made: dict[int, Path] = {}
+
+    def make(vocab_size: int) -> Path:
+        if vocab_size not in made:
+            out = tmp_path_factory.mktemp(f"tok{vocab_size}")
+            result = run_cli("asr", "tokenizer", "--manifest", str(manifest), "--vocab-size",
+                             str(vocab_size), "--type", "bpe", "--out", str(out))
+            assert result.returncode == 0, result.stderr
+            made[vocab_size] = out / "tokenizer.model"
+        return made[vocab_size]
+
+    return make

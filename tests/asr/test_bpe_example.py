@@ -4,6 +4,7 @@ carries the tokenizer file."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,9 @@ GRAPH = ROOT / "examples" / "asr" / "digits_bpe.yaml"
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tokenizer(digits_tokenizer: Callable[[int], Path]) -> Path:
     """`neuralgraph asr tokenizer` on the shipped training transcripts (vocabulary 32)."""
-    out = tmp_path_factory.mktemp("tok")
-    result = run_cli("asr", "tokenizer", "--manifest", str(DIGITS / "train_manifest.json"),
-                     "--vocab-size", "32", "--type", "bpe", "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    return out / "tokenizer.model"
+    return digits_tokenizer(32)
 
 
 def overrides(tokenizer: Path, vocab: int = 32) -> list[str]:

@@ -4,6 +4,7 @@ published sizes when built from their YAML files (not from a Python re-statement
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,13 +20,9 @@ DIGITS = EXAMPLES / "data" / "digits"
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tokenizer(digits_tokenizer: Callable[[int], Path]) -> Path:
     """A 56-piece BPE tokenizer of the shipped training transcripts, made with the CLI."""
-    out = tmp_path_factory.mktemp("tok")
-    result = run_cli("asr", "tokenizer", "--manifest", str(DIGITS / "train_manifest.json"),
-                     "--vocab-size", "56", "--type", "bpe", "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    return out / "tokenizer.model"
+    return digits_tokenizer(56)
 
 
 def overrides(graph: Path, tokenizer: Path) -> list[str]:
