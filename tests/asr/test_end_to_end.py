@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from neuralgraph_asr.decoding import flashlight_available
+from tests.asr.conftest import write_manifest_lines
 from tests.conftest import ROOT, run_cli
 
 DIGITS = ROOT / "examples" / "asr" / "data" / "digits"
@@ -23,8 +24,7 @@ def _subset(src: Path, dst: Path, n: int) -> Path:
     entries = [json.loads(line) for line in lines]
     for entry in entries:
         entry["audio_filepath"] = str(DIGITS / entry["audio_filepath"])
-    dst.write_text("".join(json.dumps(e) + "\n" for e in entries))
-    return dst
+    return write_manifest_lines(dst, entries)
 
 
 @pytest.fixture(scope="module")
@@ -222,12 +222,10 @@ class TestTrainedArchive:
         wrong."""
         manifest = DIGITS / "dev_manifest.json"
         audio = str(sorted((DIGITS / "dev").glob("*.flac"))[0])
-        nameless = tmp_path / "nameless.json"
-        nameless.write_text(json.dumps({"audio_filepath": audio, "duration": 1.0,
-                                        "text": "one"}) + "\n")
-        segment = tmp_path / "segment.json"
-        segment.write_text(json.dumps({"audio_filepath": audio, "duration": 0.5, "offset": 0.2,
-                                       "text": "one"}) + "\n")
+        nameless = write_manifest_lines(tmp_path / "nameless.json", [
+            {"audio_filepath": audio, "duration": 1.0, "text": "one"}])
+        segment = write_manifest_lines(tmp_path / "segment.json", [
+            {"audio_filepath": audio, "duration": 0.5, "offset": 0.2, "text": "one"}])
         cases = {
             "segment": (["--manifest", str(segment)], "have an `offset`"),
             "both": (["--manifest", str(manifest), audio], "got both"),
