@@ -272,7 +272,7 @@ class TestFastPaths:
     def test_polyphase_equals_dilated_conv(self, dilation: int, time: int, same: bool,
                                            four_d: bool) -> None:
         """Values and gradients (input, weight) equal torch's dilated conv1d, odd lengths too."""
-        from neuralgraph_asr.conv import MaskedConv1d, _Padding
+        from neuralgraph_asr.jasper import MaskedConv1d, _Padding
 
         torch.manual_seed(0)
         kernel = 7
@@ -293,7 +293,7 @@ class TestFastPaths:
             torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
     def test_polyphase_only_where_it_applies(self) -> None:
-        from neuralgraph_asr.conv import MaskedConv1d
+        from neuralgraph_asr.jasper import MaskedConv1d
 
         assert not MaskedConv1d(4, 4, 5, padding=2).polyphase  # no dilation
         assert not MaskedConv1d(4, 4, 5, stride=2, padding=4, dilation=2).polyphase
