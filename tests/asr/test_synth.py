@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -123,9 +124,11 @@ class TestVoices:
         """An engine is drawn uniformly, then a voice; flite/festival utterances of train and
         dev get a pitch shift within SHIFT_CENTS, heldout ones and espeak's none."""
         voices = synth.DEFAULT_VOICES
-        texts = synth._split_sentences(sentence_pool())
-        jobs = {split: synth._plan_split(split, 3000, "digits", voices, 0, None, texts, "PCM_16")
-                for split in ("train", "heldout")}
+        texts = synth.texts._split_sentences(sentence_pool())
+        jobs = {
+            split: synth.corpus._plan_split(split, 3000, "digits", voices, 0, None, texts, "PCM_16")
+            for split in ("train", "heldout")
+        }
         engines = [job.engine for job in jobs["train"]]
         for engine in ("espeak", "flite", "festival"):
             assert 900 < engines.count(engine) < 1100, engine
@@ -141,12 +144,12 @@ class TestVoices:
         """sox's pitch shift keeps the duration and moves a tone by the cents asked."""
         t = np.arange(16000) / synth.SAMPLE_RATE
         tone = (0.5 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
-        out = synth._shift_pitch(tone, 1200.0)  # one octave up
+        out = synth.render._shift_pitch(tone, 1200.0)  # one octave up
         assert abs(len(out) - len(tone)) <= 160
         spectrum = np.abs(np.fft.rfft(out[2000:14000]))
         peak = np.fft.rfftfreq(12000, 1 / synth.SAMPLE_RATE)[spectrum.argmax()]
         assert 380 < peak < 420
-        assert synth._shift_pitch(tone, 0.0) is tone
+        assert synth.render._shift_pitch(tone, 0.0) is tone
 
     def test_speaker_names_engine_and_voice(self, synth_corpus):
         """Speakers are 'engine:voice' with an optional '+variant' for espeak."""
@@ -226,7 +229,7 @@ class TestErrors:
         """A missing synthesizer is a UserError naming the Debian package to install."""
         real_which = shutil.which
         monkeypatch.setattr(
-            synth.shutil, "which", lambda name: None if name == "flite" else real_which(name)
+            synth.voices.shutil, "which", lambda name: None if name == "flite" else real_which(name)
         )
         with pytest.raises(UserError, match=r"apt-get install .*flite"):
             synthesize_corpus(tmp_path, n_train=2, n_dev=0, n_heldout=2)
@@ -274,3 +277,18 @@ class TestCommandLine:
         assert len(_rows(tmp_path / "train_manifest.json")) == 3
         assert sf.info(tmp_path / "train" / "00000.flac").subtype == "PCM_S8"
         assert "heldout" in capsys.readouterr().out
+
+    def test_synth_command_reports_progress(self, tmp_path, capsys):
+        """Off a terminal, `asr synth` writes a progress line per split to stderr (at the end of
+        each split, at most every 10 s before), and nothing of it to stdout."""
+        parser = argparse.ArgumentParser()
+        configure_synth_parser(parser)
+        args = parser.parse_args(
+            ["--out", str(tmp_path), "--train", "3", "--dev", "2", "--heldout", "1",
+             "--voices", "espeak:en-us", "espeak:en-gb", "--heldout-voices", "espeak:en-gb"]
+        )  # fmt: skip
+        assert run_synth(args) == 0
+        out, err = capsys.readouterr()
+        for split, n in (("train", 3), ("dev", 2), ("heldout", 1)):
+            assert re.search(rf"^synth: {split} {n}/{n} utterances \(100%\), \d+ s$", err, re.M)
+        assert "synth:" not in out and "utterances" in out
