@@ -4,14 +4,17 @@ It looks every name up in the registry, validates parameters against the constru
 signatures, instantiates modules on the ``meta`` device (no weights are allocated) to read their
 port types, and compares each edge with NeMo's port rule. Every problem is collected with its
 file:line; the result is a :class:`Plan` that :class:`~neuralgraph.model.GraphModel` executes.
+
+This module checks the graph's structure: top-level keys, nodes, data, wiring, edge types,
+``train_only`` nodes, the loss and the metrics. What a training run reads beside the graph (the
+run options, ``optim`` and ``trainer`` with its precision) is checked by
+:mod:`neuralgraph.trainer_checks`; :func:`check` calls both and is the one entry point.
 """
 
 from __future__ import annotations
 
-import ast
 import difflib
 import functools
-import importlib.util
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -24,14 +27,12 @@ from neuralgraph.errors import Problem, UserError
 from neuralgraph.registry import NODE_KINDS, Registry
 from neuralgraph.types import AxisType, LossType, NeuralType, NeuralTypeComparisonResult, accepts
 
-__all__ = ["DataPlan", "NodePlan", "Plan", "check", "normalize_precision", "resolve_accelerator",
-           "unsupported_precision"]
+__all__ = ["DataPlan", "NodePlan", "Plan", "check"]
 
 R = NeuralTypeComparisonResult
 DATA = "data"
 TOP_KEYS = ("name", "trainer", "data", "nodes", "loss", "metrics", "optim", "seed", "checkpoint",
             "nonfinite_loss")
-CHECKPOINT_KEYS = ("every_n_train_steps", "save_top_k", "monitor", "mode")
 NODE_KEYS = ("module", "params", "inputs", "train_only")
 METRIC_KEYS = ("module", "params", "inputs")
 DATA_KEYS = ("module", "params", "train", "validation", "test")
@@ -112,8 +113,12 @@ class _Problems:
 def check(config: Mapping[str, Any], index: LineIndex, registry: Registry) -> tuple[Plan | None,
                                                                                       list[Problem]]:
     """Check a resolved graph config; return the plan (None when there are errors) and problems."""
+    # imported here, not at the top: trainer_checks builds on this module's helpers
+    from neuralgraph.trainer_checks import _check_optim, _check_run_options, _check_trainer
+
     problems = _Problems(index)
     _check_top(config, problems)
+    _check_run_options(config, problems)
     data = _check_data(config.get("data"), registry, problems)
     specs = _node_specs(config.get("nodes"), problems)
     nodes: dict[str, NodePlan | None] = {
@@ -181,41 +186,6 @@ def _check_top(config: Mapping[str, Any], problems: _Problems) -> None:
     name = config.get("name")
     if name is not None and not isinstance(name, str):
         problems.error(f"'name' must be a string (got {name!r})", "name")
-    _check_run_options(config, problems)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_run_options(config: Mapping[str, Any], problems: _Problems) -> None:
-    """``seed``, ``nonfinite_loss`` and ``checkpoint``: read by ``neuralgraph train``."""
-    seed = config.get("seed")
-    if seed is not None and not (_is_int(seed) and 0 <= seed < 2**32):
-        problems.error(f"'seed' must be an int in [0, 2**32) (got {seed!r})", "seed")
-    policy = config.get("nonfinite_loss")
-    if policy is not None and policy not in ("skip", "stop"):
-        problems.error(f"'nonfinite_loss' must be 'skip' (count the step and go on) or 'stop' "
-                       f"(got {policy!r})", "nonfinite_loss")
-    ckpt = _mapping(config.get("checkpoint"), problems, "'checkpoint'", "checkpoint")
-    for key, value in ckpt.items():
-        if key not in CHECKPOINT_KEYS:
-            problems.error(f"'{key}' is not a key of 'checkpoint'"
-                           f"{_suggest(str(key), CHECKPOINT_KEYS)} "
-                           f"(keys: {', '.join(CHECKPOINT_KEYS)})", "checkpoint", key)
-        elif key == "every_n_train_steps" and value is not None and \
-                not (_is_int(value) and value > 0):
-            problems.error(f"checkpoint.every_n_train_steps must be a positive int (got {value!r})",
-                           "checkpoint", key)
-        elif key == "save_top_k" and not (_is_int(value) and value >= -1):
-            problems.error(f"checkpoint.save_top_k must be an int >= -1 (got {value!r})",
-                           "checkpoint", key)
-        elif key == "monitor" and value is not None and not isinstance(value, str):
-            problems.error(f"checkpoint.monitor must be a logged metric's name, e.g. val_loss "
-                           f"(got {value!r})", "checkpoint", key)
-        elif key == "mode" and value not in ("min", "max"):
-            problems.error(f"checkpoint.mode must be 'min' or 'max' (got {value!r})",
-                           "checkpoint", key)
 
 
 def _mapping(value: Any, problems: _Problems, what: str, *path: str | int) -> dict[str, Any]:
@@ -601,176 +571,3 @@ def _check_loss(loss: Any, nodes: Mapping[str, NodePlan | None],
         problems.error(f"loss '{loss}' must be a LossType port (it is "
                        f"{plan.output_types[port]})", "loss")
     return loss
-
-
-def _check_optim(optim: Any, registry: Registry, problems: _Problems) -> dict[str, Any]:
-    cfg = _mapping(optim, problems, "'optim'", "optim")
-    if not cfg:
-        return {}
-    name = cfg.get("name")
-    if not isinstance(name, str):
-        problems.error("'optim' needs 'name' (adam, adamw, sgd, novograd, ...)", "optim")
-        return cfg
-    try:
-        factory = registry.get("optimizer", name).obj
-    except UserError as exc:
-        problems.error(str(exc), "optim", "name")
-        return cfg
-    params = {k: v for k, v in cfg.items() if k not in ("name", "sched")}
-    _check_params(params, factory, problems, f"optimizer '{name}'", ("optim",), skip=("params",),
-                  params_key=None)
-    sched = cfg.get("sched")
-    if sched is not None:
-        sched_cfg = _mapping(sched, problems, "'optim.sched'", "optim", "sched")
-        sched_name = sched_cfg.get("name")
-        if not isinstance(sched_name, str):
-            problems.error("'optim.sched' needs 'name' (CosineAnnealing, ...)", "optim", "sched")
-            return cfg
-        try:
-            sched_factory = registry.get("scheduler", sched_name).obj
-        except UserError as exc:
-            problems.error(str(exc), "optim", "sched", "name")
-            return cfg
-        sched_params = {k: v for k, v in sched_cfg.items() if k not in ("name", "max_steps")}
-        max_steps = sched_cfg.get("max_steps")
-        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
-            problems.error(f"optim.sched.max_steps must be a positive int (got {max_steps!r})",
-                           "optim", "sched", "max_steps")
-        _check_params(sched_params, sched_factory, problems, f"scheduler '{sched_name}'",
-                      ("optim", "sched"), skip=("optimizer", "max_steps"), params_key=None)
-    return cfg
-
-
-def _check_trainer(trainer: Any, nodes: Mapping[str, NodePlan | None], problems: _Problems,
-                   metrics: Mapping[str, NodePlan | None] | None = None) -> dict[str, Any]:
-    cfg = _mapping(trainer, problems, "'trainer'", "trainer")
-    accepted = trainer_parameters()
-    for key in cfg:
-        if accepted and key not in accepted:
-            problems.error(f"'{key}' is not a Lightning Trainer argument"
-                           f"{_suggest(key, accepted)}", "trainer", key)
-    _check_precision(cfg, {"node": nodes, "metric": metrics or {}}, problems)
-    return cfg
-
-
-# --- precision -------------------------------------------------------------------------------
-
-PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true",
-              "transformer-engine", "transformer-engine-float16")
-PRECISION_ALIASES = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}
-
-
-def normalize_precision(value: Any) -> str | None:
-    """Lightning's name of a precision ("16" -> "16-mixed"); None when it is not one."""
-    text = str(value).strip()
-    text = PRECISION_ALIASES.get(text, text)
-    return text if text in PRECISIONS else None
-
-
-def resolve_accelerator(value: Any) -> str:
-    """The device type Lightning will train on: "cpu", "cuda", "mps"... ("auto" without a GPU
-    is "cpu"). Decided with torch alone, without importing Lightning."""
-    name = str(value).strip().lower()
-    if name not in ("auto", "gpu"):
-        return name
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu" if name == "auto" else "cuda"
-
-
-def unsupported_precision(cls: type, precision: str, accelerator: str) -> str | None:
-    """Why ``cls`` cannot run with ``precision`` on ``accelerator``, from its
-    ``unsupported_precisions`` declaration; None when it can.
-
-    A declaration maps a precision to a reason (on every accelerator) or to
-    ``{accelerator: reason}`` (only there; "gpu" stands for "cuda").
-    """
-    declared = getattr(cls, "unsupported_precisions", None) or {}
-    for key, value in dict(declared).items():
-        if normalize_precision(key) != precision:
-            continue
-        if not isinstance(value, Mapping):
-            if value:
-                return str(value)
-            continue
-        by_device = {("cuda" if str(k).lower() == "gpu" else str(k).lower()): v
-                     for k, v in value.items()}
-        reason = by_device.get(accelerator)
-        if reason:
-            return str(reason)
-    return None
-
-
-def _check_precision(cfg: Mapping[str, Any], parts: Mapping[str, Mapping[str, NodePlan | None]],
-                     problems: _Problems) -> None:
-    """A known precision, and no node or metric that declares it cannot run with it here."""
-    given = cfg.get("precision", "32-true")
-    precision = normalize_precision(given)
-    if precision is None:
-        problems.error(f"precision {given!r} is not a Lightning precision"
-                       f"{_suggest(str(given), [*PRECISIONS, *PRECISION_ALIASES])} (one of: "
-                       f"{', '.join(PRECISIONS)})", "trainer", "precision")
-        return
-    accelerator = resolve_accelerator(cfg.get("accelerator", "auto"))
-    effective, note = precision, ""
-    if precision == "16-mixed" and accelerator == "cpu":
-        effective, note = "bf16-mixed", " (Lightning runs it as bf16-mixed there)"
-        problems.warn("precision 16-mixed needs a GPU: on cpu Lightning runs bf16-mixed instead "
-                      "(fp16 autocast is GPU only); write bf16-mixed to say so",
-                      "trainer", "precision")
-    for kind, plans in parts.items():
-        for name, plan in plans.items():
-            if plan is None:
-                continue
-            reason = unsupported_precision(plan.cls, effective, accelerator)
-            if reason:
-                problems.error(f"{kind} '{name}' ({plan.cls.__name__}) cannot run with precision "
-                               f"{precision} on {accelerator}{note}: {reason}",
-                               "trainer", "precision", node=name)
-
-
-@functools.lru_cache(maxsize=1)
-def trainer_parameters() -> frozenset[str]:
-    """Lightning Trainer's keyword arguments, read from its source without importing Lightning.
-
-    Only the text of ``Trainer.__init__``'s signature is parsed (a few ms, where parsing all of
-    trainer.py costs a third of a second on every ``check``); the whole file is the fallback.
-    """
-    spec = importlib.util.find_spec("pytorch_lightning")
-    if spec is None or spec.origin is None:
-        return frozenset()
-    from pathlib import Path
-
-    try:
-        source = (Path(spec.origin).parent / "trainer" / "trainer.py").read_text(
-            encoding="utf-8")
-    except OSError:
-        return frozenset()
-    try:
-        start = source.index("def __init__(", source.index("class Trainer"))
-        end = source.index(") -> None:", start)
-        func = ast.parse(source[start:end] + "): pass").body[0]
-        assert isinstance(func, ast.FunctionDef)
-        return _arg_names(func)
-    except (ValueError, SyntaxError, AssertionError):
-        pass
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return frozenset()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == "Trainer":
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef) and item.name == "__init__":
-                    return _arg_names(item)
-    return frozenset()
-
-
-def _arg_names(func: ast.FunctionDef) -> frozenset[str]:
-    args = func.args
-    return frozenset(a.arg for a in [*args.args, *args.kwonlyargs] if a.arg != "self")

@@ -13,8 +13,12 @@ import pytest
 import torch
 
 import neuralgraph as ng
-from neuralgraph.checker import normalize_precision, resolve_accelerator, unsupported_precision
 from neuralgraph.errors import GraphError
+from neuralgraph.trainer_checks import (
+    normalize_precision,
+    resolve_accelerator,
+    unsupported_precision,
+)
 from tests.conftest import ROOT, run_cli
 
 LSTM_GRAPH = """\

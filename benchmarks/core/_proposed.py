@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from neuralgraph import checker, config, graph
+from neuralgraph import checker, config, graph, trainer_checks
 
 # Fixes 1 (one libyaml parse), 2 (resolving plain ${a.b} references without OmegaConf) and 4
 # (parsing only Trainer.__init__'s signature) are in core now: "proposed" uses core's versions.
@@ -63,16 +63,17 @@ def check(*args: Any, **kwargs: Any) -> Any:
         _CACHE.clear()
 
 
-trainer_parameters = checker.trainer_parameters
+trainer_parameters = trainer_checks.trainer_parameters
 
 
 @contextlib.contextmanager
 def proposed(parse: bool = True, resolve_fast: bool = True, dedupe: bool = True,
              trainer: bool = True) -> Iterator[None]:
-    """Swap the proposed functions in (``graph``/``config``/``checker`` module globals)."""
+    """Swap the proposed functions in (``graph``/``config``/``checker``/``trainer_checks`` module
+    globals)."""
     patches: list[tuple[Any, str, Any]] = []
     if trainer:
-        patches.append((checker, "trainer_parameters", trainer_parameters))
+        patches.append((trainer_checks, "trainer_parameters", trainer_parameters))
     if parse:
         patches += [(config, "parse_yaml", parse_yaml), (graph, "parse_yaml", parse_yaml)]
     if resolve_fast:
