@@ -114,7 +114,7 @@ class TestManifestFuzz:
         """Random manifests: validation lists problems or raises a UserError; a data source
         either refuses them (UserError) or yields batches (a corrupt file: UserError)."""
         from neuralgraph_asr.data import AudioToCharDataset
-        from neuralgraph_asr.manifest import validate_manifest
+        from neuralgraph_audio import validate_manifest
 
         lines = data.draw(st.lists(S.manifest_lines(audio_files), max_size=6))
         manifest = tmp_path / "m.json"

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import jiwer
 
-from neuralgraph_asr.manifest import ManifestEntry, read_manifest
 from neuralgraph_asr.metrics import word_errors
 from neuralgraph_asr.model import ASRModel
+from neuralgraph_audio import ManifestEntry, read_manifest
 
 
 def _voice(entry: ManifestEntry) -> str:

@@ -6,7 +6,7 @@
 ``--pad S`` puts S seconds of near-silence (white noise at -80 dBFS) before and after every
 file: a recording with pauses around the speech, where the corpus is trimmed tightly.
 ``--formant R`` moves every file's formants by the ratio R at the same pitch and tempo
-(``neuralgraph_asr.data.formant_shift``): R > 1 is a shorter vocal tract. OUT gets the files
+(``neuralgraph_audio.formant_shift``): R > 1 is a shorter vocal tract. OUT gets the files
 under the same relative paths and a manifest with the same name; score it with per_voice.py.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
-from neuralgraph_asr.data import formant_shift, read_audio
+from neuralgraph_audio import formant_shift, read_audio
 
 SAMPLE_RATE = 16000
 

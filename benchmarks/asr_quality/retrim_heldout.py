@@ -13,12 +13,13 @@ from __future__ import annotations
 import sys
 
 from neuralgraph_asr import synth
+from neuralgraph_asr.synth import render
 
 
 def main() -> None:
     out, threshold_db, margin_s = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-    original = synth._trim
-    synth._trim = lambda audio: original(audio, threshold_db=threshold_db, margin_s=margin_s)
+    original = render._trim
+    render._trim = lambda audio: original(audio, threshold_db=threshold_db, margin_s=margin_s)
     synth.synthesize_corpus(out, n_train=0, n_dev=0, n_heldout=600, seed=1, bits=16)
 
 

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import torch
 
-from neuralgraph_asr.data import read_audio
-from neuralgraph_asr.manifest import read_manifest
 from neuralgraph_asr.metrics import word_errors
 from neuralgraph_asr.model import ASRModel
 from neuralgraph_asr.vtln import DEFAULT_WARPS, best_path_scores, choose_warps
+from neuralgraph_audio import read_audio, read_manifest
 
 
 def _voice(speaker: object) -> str:

@@ -34,8 +34,8 @@ class PlainModel(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         from neuralgraph_asr.conv import ConvASRDecoder, ConvASREncoder
-        from neuralgraph_asr.features import AudioToMelSpectrogramPreprocessor
         from neuralgraph_asr.losses import CTCLoss
+        from neuralgraph_audio import AudioToMelSpectrogramPreprocessor
 
         self.preprocessor = AudioToMelSpectrogramPreprocessor()
         self.encoder = ConvASREncoder(
@@ -45,7 +45,7 @@ class PlainModel(torch.nn.Module):
         self.ctc = CTCLoss(num_classes=common.NUM_LABELS)
         self.spec_augment: torch.nn.Module | None = None
         if common.spec_augment_on():
-            from neuralgraph_asr.features import SpectrogramAugmentation
+            from neuralgraph_audio import SpectrogramAugmentation
 
             self.spec_augment = SpectrogramAugmentation(**common.SPEC_AUGMENT)
 

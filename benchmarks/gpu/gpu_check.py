@@ -43,7 +43,7 @@ def train_runs(out: Path) -> list[dict[str, object]]:
 
 def features_fp32() -> dict[str, object]:
     """The preprocessor's output stays fp32 under fp16 and bf16 autocast."""
-    from neuralgraph_asr.features import AudioToMelSpectrogramPreprocessor
+    from neuralgraph_audio import AudioToMelSpectrogramPreprocessor
 
     pre = AudioToMelSpectrogramPreprocessor().cuda().eval()
     audio = torch.randn(4, 32000, device="cuda")

@@ -118,10 +118,10 @@ def librivox_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bpe_model(corpus: Corpus, librivox_manifest: Path, tmp_path_factory: pytest.TempPathFactory
               ) -> Path:
     """A 40-piece BPE tokenizer trained on the synthetic and LibriVox transcripts."""
-    from neuralgraph_asr.tokenizers import train_sentencepiece
+    from neuralgraph_asr.tokenizer import train_tokenizer
 
     out = tmp_path_factory.mktemp("tokenizer")
-    return train_sentencepiece([corpus.manifest, librivox_manifest], out, 40)
+    return train_tokenizer([corpus.manifest, librivox_manifest], out, 40)
 
 
 @pytest.fixture(scope="session")

@@ -16,17 +16,19 @@ from torch.utils.data import DistributedSampler, SequentialSampler
 import neuralgraph as ng
 from neuralgraph import UserError
 from neuralgraph_asr.data import (
-    AudioAugmentor,
     AudioToBPEDataset,
     AudioToCharDataset,
     AudioToClassificationLabelDataset,
+)
+from neuralgraph_audio import (
+    AudioAugmentor,
     DurationBucketBatchSampler,
     PadCollate,
     formant_shift,
     read_audio,
+    read_manifest,
     trim_silence,
 )
-from neuralgraph_asr.manifest import read_manifest
 
 
 def _manifest_items(corpus, **changes):
@@ -320,7 +322,7 @@ class TestAudioToCharDataset:
                                                      "duration": 1, "text": "x"}]
         m = str(write_manifest(tmp_path / "m.json", items))
         source = AudioToCharDataset(char_labels, bad_data="skip")
-        with caplog.at_level(logging.WARNING, logger="neuralgraph.asr"):
+        with caplog.at_level(logging.WARNING, logger="neuralgraph.audio"):
             assert source.validate("train", manifest_filepath=m) == []
         assert "skipped 2 entries (1 malformed json, 1 missing file)" in caplog.text
         assert len(source.dataloader("train", m).dataset) == 6

@@ -64,7 +64,7 @@ class TestTrainedArchive:
         greedy = model.transcribe(files, batch_size=2)
         beam = model.transcribe(files, batch_size=2, decoder="beam", beam_size=4)
         assert len(greedy) == len(beam) == 3
-        from neuralgraph_asr.data import read_audio
+        from neuralgraph_audio import read_audio
 
         log_probs, lengths = model.log_probs([read_audio(str(f), sample_rate=16000)
                                               for f in files[:2]])
@@ -126,10 +126,9 @@ class TestTrainedArchive:
     def test_vtln_warps_the_features_and_keeps_the_best_warp(self, trained: Path) -> None:
         """log_probs(warps=...) reruns the graph on warped mel features; VTLN per speaker
         gives every file of a speaker the warp with the best summed best-path score."""
-        from neuralgraph_asr.data import read_audio
-        from neuralgraph_asr.features import VocalTractLengthPerturbation
         from neuralgraph_asr.model import ASRModel
         from neuralgraph_asr.vtln import best_path_scores
+        from neuralgraph_audio import VocalTractLengthPerturbation, read_audio
 
         model = ASRModel.restore_from(trained)
         files = sorted((DIGITS / "dev").glob("*.flac"))[:4]

@@ -15,7 +15,7 @@ from neuralgraph import (
     NeuralTypeComparisonResult,
     SpectrogramType,
 )
-from neuralgraph_asr.features import (
+from neuralgraph_audio import (
     AudioToMelSpectrogramPreprocessor,
     AudioToMFCCPreprocessor,
     SpectrogramAugmentation,

@@ -137,7 +137,7 @@ def test_lm_prefers_seen_word_sequences(tmp_path: Path) -> None:
 def test_lm_command_spells_with_a_tokenizer(tmp_path: Path) -> None:
     """`neuralgraph asr lm --tokenizer T.model` writes a lexicon in T's word pieces: every piece
     is in T's vocabulary and the pieces of a line make up its word."""
-    from neuralgraph_asr.tokenizers import SentencePieceTokenizer
+    from neuralgraph_text import SentencePieceTokenizer
 
     manifest = ROOT / "examples" / "asr" / "data" / "digits" / "train_manifest.json"
     made = run_cli("asr", "tokenizer", "--manifest", str(manifest), "--vocab-size", "40",

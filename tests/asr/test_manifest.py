@@ -1,4 +1,4 @@
-"""Tests of NeMo manifest reading and validation (neuralgraph_asr.manifest)."""
+"""Tests of NeMo manifest reading and validation (neuralgraph_audio.manifest)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import pytest
 import soundfile as sf
 
 from neuralgraph import UserError
-from neuralgraph_asr.manifest import (
+from neuralgraph_audio import (
     ManifestEntry,
     format_problems,
     read_manifest,
     resolve_audio_path,
     validate_manifest,
 )
-from neuralgraph_asr.tokenizers import CharTokenizer
+from neuralgraph_text import CharTokenizer
 
 
 def _entry(corpus, i: int, **changes):

@@ -1,4 +1,4 @@
-"""Tests of the character and SentencePiece tokenizers and of tokenizer training."""
+"""Tests of SentencePiece tokenizers trained on manifests and of ``neuralgraph asr tokenizer``."""
 
 from __future__ import annotations
 
@@ -8,68 +8,8 @@ import pickle
 import pytest
 
 from neuralgraph import UserError
-from neuralgraph_asr.tokenizers import (
-    CharTokenizer,
-    SentencePieceTokenizer,
-    configure_tokenizer_parser,
-    normalize_transcript,
-    run_tokenizer,
-    train_sentencepiece,
-)
-
-
-class TestNormalizeTranscript:
-    def test_punctuation_case_and_spaces(self):
-        """Lowercase, punctuation dropped, dashes to spaces, whitespace collapsed."""
-        assert normalize_transcript("  Well-known,\tMr. SMITH!  ") == "well known mr smith"
-
-    def test_keep_and_curly_apostrophe(self):
-        """Kept characters survive; a curly apostrophe becomes a straight one."""
-        assert normalize_transcript("Don\u2019t stop.", keep="'") == "don't stop"
-        assert normalize_transcript("Don't stop.") == "dont stop"
-
-    def test_digits_and_symbols_stay(self):
-        """Digits and symbols are left for the vocabulary check to judge."""
-        assert normalize_transcript("3 + 4 = 7", lowercase=False) == "3 + 4 = 7"
-
-
-class TestCharTokenizer:
-    def test_round_trip(self, char_labels):
-        """Normalized text maps to label indices and back."""
-        tok = CharTokenizer(char_labels)
-        ids = tok.text_to_ids("It's OK.")
-        assert ids == [9, 20, 27, 19, 0, 15, 11]
-        assert tok.ids_to_text(ids) == "it's ok"
-        assert tok.vocab_size == 28
-
-    def test_unknown_characters_are_skipped(self, char_labels):
-        """Characters outside the labels are dropped by text_to_ids and listed by oov."""
-        tok = CharTokenizer(char_labels)
-        assert tok.ids_to_text(tok.text_to_ids("route 66")) == "route "
-        assert tok.oov_characters("route 66 é") == ["6", "é"]
-
-    def test_upper_case_labels_are_not_lowercased(self):
-        """When a label is upper case, normalization keeps case."""
-        tok = CharTokenizer(["A", "b", " "])
-        assert tok.normalize("Ab, AB") == "Ab AB"
-
-    def test_without_normalization(self, char_labels):
-        """normalize=False tokenizes the text as written."""
-        tok = CharTokenizer(char_labels, normalize=False)
-        assert tok.normalize("A, b") == "A, b"
-        assert tok.oov_characters("A, b") == [",", "A"]
-
-    @pytest.mark.parametrize(("labels", "message"), [
-        ([], "non-empty"), (["ab"], "single characters"), (["a", "a"], "unique")])
-    def test_bad_labels(self, labels, message):
-        """Labels must be a non-empty list of unique single characters."""
-        with pytest.raises(ValueError, match=message):
-            CharTokenizer(labels)
-
-    def test_ids_out_of_range(self, char_labels):
-        """An id that is not a label index (e.g. the blank) is a ValueError."""
-        with pytest.raises(ValueError, match=r"in \[0, 28\)"):
-            CharTokenizer(char_labels).ids_to_text([28])
+from neuralgraph_asr.tokenizer import configure_tokenizer_parser, run_tokenizer, train_tokenizer
+from neuralgraph_text import SentencePieceTokenizer
 
 
 class TestTrainSentencePiece:
@@ -94,7 +34,7 @@ class TestTrainSentencePiece:
 
     def test_unigram(self, corpus, tmp_path):
         """A unigram model trains on the same kind of input."""
-        model = train_sentencepiece([corpus.manifest], tmp_path, 30, model_type="unigram")
+        model = train_tokenizer([corpus.manifest], tmp_path, 30, model_type="unigram")
         tok = SentencePieceTokenizer(model)
         assert tok.ids_to_text(tok.text_to_ids("seven of clubs")) == "seven of clubs"
 
@@ -107,17 +47,17 @@ class TestTrainSentencePiece:
         """A vocabulary larger than the text allows is a UserError with SentencePiece's hint."""
         hint = r"failed: Vocabulary size too high \(5000\)\. Please set it to a value <= \d+"
         with pytest.raises(UserError, match=hint):
-            train_sentencepiece([corpus.manifest], tmp_path, 5000)
+            train_tokenizer([corpus.manifest], tmp_path, 5000)
 
     def test_bad_arguments(self, corpus, tmp_path, write_manifest):
         """Unknown type, no manifest or no text at all are UserErrors."""
         with pytest.raises(UserError, match="'bpe' or 'unigram'"):
-            train_sentencepiece([corpus.manifest], tmp_path, 30, model_type="wpe")
+            train_tokenizer([corpus.manifest], tmp_path, 30, model_type="wpe")
         with pytest.raises(UserError, match="at least one manifest"):
-            train_sentencepiece([], tmp_path, 30)
+            train_tokenizer([], tmp_path, 30)
         empty = write_manifest(tmp_path / "e.json", [{"audio_filepath": "a.wav", "duration": 1}])
         with pytest.raises(UserError, match="no transcripts"):
-            train_sentencepiece([empty], tmp_path, 30)
+            train_tokenizer([empty], tmp_path, 30)
 
     def test_missing_or_corrupt_model(self, tmp_path):
         """A missing or corrupt model file is a ValueError naming it."""

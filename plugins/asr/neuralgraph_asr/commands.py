@@ -37,9 +37,9 @@ def run_transcribe(args: argparse.Namespace) -> int:
     """Print the transcript of each file, ``PATH<TAB>TEXT`` (or JSON lines), or with ``--wer``
     the word error rate against a manifest's texts."""
     import neuralgraph as ng
-    from neuralgraph_asr.manifest import read_manifest
     from neuralgraph_asr.metrics import word_errors
     from neuralgraph_asr.model import ASRModel
+    from neuralgraph_audio import read_manifest
 
     if bool(args.audio) == bool(args.manifest):
         raise ng.UserError("transcribe needs audio files or --manifest (one of the two); got "
@@ -99,7 +99,7 @@ def configure_asr(parser: argparse.ArgumentParser) -> None:
     """``neuralgraph asr tokenizer|synth|lm``."""
     from neuralgraph_asr.lm import configure_lm_parser, run_lm
     from neuralgraph_asr.synth import configure_synth_parser, run_synth
-    from neuralgraph_asr.tokenizers import configure_tokenizer_parser, run_tokenizer
+    from neuralgraph_asr.tokenizer import configure_tokenizer_parser, run_tokenizer
 
     sub = parser.add_subparsers(dest="asr_command", metavar="ASR_COMMAND", required=True)
     tok = sub.add_parser("tokenizer", help="train a SentencePiece tokenizer on manifests")

@@ -176,7 +176,7 @@ def run_lm(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     lexicon = args.out / "lexicon.txt"
     if args.tokenizer is not None:
-        from neuralgraph_asr.tokenizers import SentencePieceTokenizer
+        from neuralgraph_text import SentencePieceTokenizer
 
         if not args.tokenizer.is_file():
             raise UserError(f"tokenizer model not found: {args.tokenizer}")

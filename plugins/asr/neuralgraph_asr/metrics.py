@@ -111,7 +111,7 @@ class WER(ng.NeuralMetric):
         if tokenizer_model is not None:
             if tokenizer is not None:
                 raise ValueError("give either tokenizer or tokenizer_model, not both")
-            from neuralgraph_asr.tokenizers import SentencePieceTokenizer
+            from neuralgraph_text import SentencePieceTokenizer
 
             tokenizer = SentencePieceTokenizer(tokenizer_model)
         self.tokenizer_model = tokenizer_model

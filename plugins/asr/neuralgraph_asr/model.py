@@ -55,7 +55,7 @@ class ASRModel(ng.GraphModel):
 
     def _mel_features(self) -> tuple[str, str, Any]:
         """Keys of the mel spectrogram and its lengths, and a warper of its filterbank."""
-        from neuralgraph_asr.features import (
+        from neuralgraph_audio import (
             AudioToMelSpectrogramPreprocessor,
             VocalTractLengthPerturbation,
         )
@@ -191,7 +191,7 @@ class ASRModel(ng.GraphModel):
 
     def _read(self, paths: Sequence[str | Path]) -> list[torch.Tensor]:
         """Waveforms (T_i,) of audio files at the model's rate; a bad file is a UserError."""
-        from neuralgraph_asr.data import read_audio
+        from neuralgraph_audio import read_audio
 
         rate = int(getattr(self.data_source, "sample_rate", 16000))
         audio = []

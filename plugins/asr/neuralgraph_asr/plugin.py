@@ -1,6 +1,8 @@
 """Entry point of the ``asr`` plugin: registers its modules, data sources, metrics and commands.
 
-It uses only neuralgraph's public API, exactly as a third-party plugin would.
+It uses only the public API of neuralgraph and of the shared audio and text homes
+(``neuralgraph_audio``, whose own ``audio`` plugin registers the feature and augmentation nodes;
+``neuralgraph_text``), exactly as a third-party plugin would.
 """
 
 from __future__ import annotations
@@ -13,16 +15,8 @@ from neuralgraph import hookimpl
 @hookimpl
 def register_modules(registry: Any) -> None:
     from neuralgraph_asr.conv import ConvASRDecoder, ConvASRDecoderClassification, ConvASREncoder
-    from neuralgraph_asr.features import (
-        AudioToMelSpectrogramPreprocessor,
-        AudioToMFCCPreprocessor,
-        SpectrogramAugmentation,
-        VocalTractLengthPerturbation,
-    )
 
-    for cls in (AudioToMelSpectrogramPreprocessor, AudioToMFCCPreprocessor,
-                SpectrogramAugmentation, VocalTractLengthPerturbation, ConvASREncoder,
-                ConvASRDecoder, ConvASRDecoderClassification):
+    for cls in (ConvASREncoder, ConvASRDecoder, ConvASRDecoderClassification):
         registry.add_module(cls)
 
 

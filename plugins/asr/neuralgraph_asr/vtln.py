@@ -3,7 +3,7 @@
 A speaker whose vocal tract is longer or shorter than the training speakers' has formants
 lower or higher than the model expects. VTLN tries a grid of frequency warps of the mel
 spectrogram (the same piecewise-linear warp as training-time VTLP,
-:class:`~neuralgraph_asr.features.VocalTractLengthPerturbation`) and keeps the one the model
+:class:`~neuralgraph_audio.VocalTractLengthPerturbation`) and keeps the one the model
 is most confident about: the largest best-path score, the sum over valid frames of each
 frame's highest log-probability. As in classic VTLN (Lee & Rose, 1996; Kaldi's per-speaker
 warps) the warp is best chosen per speaker, over all of that speaker's utterances, because

@@ -1,4 +1,4 @@
-"""Audio features and spectrogram augmentation (NeMo 1.x names, parameters and defaults).
+"""Audio features: NeMo's mel-spectrogram and MFCC preprocessors (NeMo 1.x names and defaults).
 
 ``AudioToMelSpectrogramPreprocessor`` reproduces NeMo's ``FilterbankFeatures``: dither (training
 only), pre-emphasis, a centred STFT (hann window of ``n_window_size`` samples, not periodic),
@@ -25,8 +25,9 @@ from neuralgraph import AxisType, NeuralType
 __all__ = [
     "AudioToMFCCPreprocessor",
     "AudioToMelSpectrogramPreprocessor",
-    "SpectrogramAugmentation",
-    "VocalTractLengthPerturbation",
+    "hz_to_mel",
+    "mel_to_hz",
+    "valid_frames",
 ]
 
 NORM_EPS = 1e-5  # NeMo's CONSTANT, added to the standard deviation
@@ -75,14 +76,14 @@ def _check_band(lowfreq: float, highfreq: float, sample_rate: int) -> None:
         )
 
 
-def _valid_frames(lengths: Tensor, time: int) -> Tensor:
-    """Boolean (B, T): True on frames before each length."""
+def valid_frames(lengths: Tensor, time: int) -> Tensor:
+    """A (B, T) boolean mask, True on the frames before each of the (B,) ``lengths``."""
     return torch.arange(time, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def _normalize(x: Tensor, lengths: Tensor, kind: str) -> Tensor:
     """Zero mean, unit (unbiased) std over the valid frames, per feature or over all features."""
-    valid = _valid_frames(lengths, x.shape[-1]).unsqueeze(1)  # (B, 1, T)
+    valid = valid_frames(lengths, x.shape[-1]).unsqueeze(1)  # (B, 1, T)
     x_valid = x.masked_fill(~valid, 0.0)
     dims = (-1,) if kind == "per_feature" else (-2, -1)
     count = valid.sum(-1, keepdim=True).to(x.dtype)  # (B, 1, 1)
@@ -333,7 +334,7 @@ class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
         lengths = self.get_seq_len(length.to(input_signal.device))
         with torch.autocast(device_type=input_signal.device.type, enabled=False):
             x = self._features(input_signal.float(), lengths)
-            x = x.masked_fill(~_valid_frames(lengths, x.shape[-1]).unsqueeze(1), self.pad_value)
+            x = x.masked_fill(~valid_frames(lengths, x.shape[-1]).unsqueeze(1), self.pad_value)
             if self.pad_to > 0 and x.shape[-1] % self.pad_to:
                 x = F.pad(x, (0, self.pad_to - x.shape[-1] % self.pad_to), value=self.pad_value)
         return x, lengths
@@ -440,129 +441,6 @@ class AudioToMFCCPreprocessor(ng.NeuralModule):
         return features, frames
 
 
-class _SpectrogramAugmenter(ng.NeuralModule):
-    """Ports of a training-time spectrogram augmentation: ``input_spec`` (B, D, T) and
-    ``length`` (B,) in, ``augmented_spec`` (B, D, T) out, of the input's type (so that the
-    node may be skipped outside training)."""
-
-    @property
-    def input_types(self) -> dict[str, NeuralType]:
-        return {
-            "input_spec": NeuralType(("B", "D", "T"), ng.SpectrogramType()),
-            "length": NeuralType(("B",), ng.LengthsType()),
-        }
-
-    @property
-    def output_types(self) -> dict[str, NeuralType]:
-        return {"augmented_spec": NeuralType(("B", "D", "T"), ng.SpectrogramType())}
-
-
-class SpectrogramAugmentation(_SpectrogramAugmenter):
-    """SpecAugment (frequency and time masks) and SpecCutout (rectangles), in training only.
-
-    Parameters (NeMo's):
-
-    - ``freq_masks``: frequency bands masked per utterance, each up to ``freq_width`` bins.
-    - ``time_masks``: time spans masked per utterance, each up to ``time_width`` frames; a
-      float ``time_width`` in [0, 1] is a fraction of each utterance's length.
-    - ``rect_masks``: rectangles cut per utterance, up to ``rect_time`` frames x ``rect_freq``
-      bins.
-    - ``mask_value``: the value written (a number, or ``mean``: each utterance's mean).
-
-    Masks cover only each utterance's valid frames; padding is left as it is. Outside training
-    the input is returned unchanged, so the node may be skipped (its output type is its input
-    type).
-
-    Ports: ``input_spec`` (B, D, T) and ``length`` (B,) in; ``augmented_spec`` (B, D, T) out.
-    """
-
-    def __init__(
-        self,
-        freq_masks: int = 0,
-        time_masks: int = 0,
-        freq_width: int = 10,
-        time_width: int | float = 10,
-        rect_masks: int = 0,
-        rect_time: int = 5,
-        rect_freq: int = 20,
-        mask_value: float | str = 0.0,
-    ) -> None:
-        super().__init__()
-        for name, value in (
-            ("freq_masks", freq_masks),
-            ("time_masks", time_masks),
-            ("freq_width", freq_width),
-            ("rect_masks", rect_masks),
-            ("rect_time", rect_time),
-            ("rect_freq", rect_freq),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0 (got {value!r})")
-        self.adaptive_time_width = isinstance(time_width, float)
-        if isinstance(time_width, bool) or not isinstance(time_width, (int, float)):
-            raise ValueError(f"time_width must be an int or a float in [0, 1] (got {time_width!r})")
-        if (self.adaptive_time_width and not 0.0 <= time_width <= 1.0) or time_width < 0:
-            raise ValueError(f"a float time_width must be in [0, 1] (got {time_width})")
-        if isinstance(mask_value, str) and mask_value != "mean":
-            raise ValueError(f"mask_value must be a number or 'mean' (got {mask_value!r})")
-        self.freq_masks, self.freq_width = freq_masks, freq_width
-        self.time_masks, self.time_width = time_masks, time_width
-        self.rect_masks, self.rect_time, self.rect_freq = rect_masks, rect_time, rect_freq
-        self.mask_value = mask_value
-
-    @staticmethod
-    def _spans(high: Tensor, width: Tensor | int, count: int, size: int) -> Tensor:
-        """Boolean (B, size): union of ``count`` random spans per row.
-
-        Starts are uniform in [0, high], widths in [0, width] (inclusive, as NeMo's randint).
-        """
-        batch = high.shape[0]
-        device = high.device
-        width = torch.as_tensor(width, device=device).expand(batch)
-        start = (torch.rand(batch, count, device=device) * (high[:, None] + 1)).floor()
-        span = (torch.rand(batch, count, device=device) * (width[:, None] + 1)).floor()
-        steps = torch.arange(size, device=device)[None, None, :]
-        inside = (steps >= start[..., None]) & (steps < (start + span)[..., None])
-        return inside.any(dim=1)
-
-    def _mask(self, spec: Tensor, length: Tensor) -> Tensor:
-        """Boolean (B, D, T): the cells to overwrite."""
-        batch, dim, time = spec.shape
-        device = spec.device
-        length = length.to(device=device, dtype=torch.long).clamp(max=time)
-        valid = _valid_frames(length, time)  # (B, T)
-        mask = torch.zeros(batch, dim, time, dtype=torch.bool, device=device)
-        if self.freq_masks:
-            high = torch.full((batch,), max(0, dim - self.freq_width), device=device)
-            bands = self._spans(high, self.freq_width, self.freq_masks, dim)
-            mask |= bands[:, :, None] & valid[:, None, :]
-        if self.time_masks:
-            if self.adaptive_time_width:
-                width = (length.float() * self.time_width).long().clamp(min=1)
-            else:
-                width = torch.full_like(length, int(self.time_width))
-            high = (length - width).clamp(min=1)
-            mask |= (self._spans(high, width, self.time_masks, time) & valid)[:, None, :]
-        for _ in range(self.rect_masks):
-            high_f = torch.full((batch,), max(0, dim - self.rect_freq), device=device)
-            rows = self._spans(high_f, self.rect_freq, 1, dim)
-            cols = self._spans((length - self.rect_time).clamp(min=0), self.rect_time, 1, time)
-            mask |= rows[:, :, None] & (cols & valid)[:, None, :]
-        return mask
-
-    def forward(self, input_spec: Tensor, length: Tensor) -> Tensor:
-        """Spectrograms (B, D, T) and lengths (B,) -> masked spectrograms (B, D, T)."""
-        if not self.training or not (self.freq_masks or self.time_masks or self.rect_masks):
-            return input_spec
-        mask = self._mask(input_spec, length)
-        if self.mask_value == "mean":
-            valid = _valid_frames(length.to(input_spec.device), input_spec.shape[-1])[:, None, :]
-            total = input_spec.masked_fill(~valid, 0.0).sum((1, 2), keepdim=True)
-            count = (valid.sum((1, 2), keepdim=True) * input_spec.shape[1]).clamp(min=1)
-            return torch.where(mask, (total / count).to(input_spec.dtype), input_spec)
-        return input_spec.masked_fill(mask, float(self.mask_value))
-
-
 # Slaney's mel scale (librosa's default, the preprocessor's): linear below 1 kHz, log above.
 _MEL_HZ_PER_MEL = 200.0 / 3
 _MEL_LOG_START_HZ = 1000.0
@@ -570,101 +448,13 @@ _MEL_LOG_START = _MEL_LOG_START_HZ / _MEL_HZ_PER_MEL
 _MEL_LOG_STEP = math.log(6.4) / 27.0
 
 
-def _hz_to_mel(hz: Tensor) -> Tensor:
+def hz_to_mel(hz: Tensor) -> Tensor:
     """Hz -> Slaney mel, elementwise."""
     log_part = _MEL_LOG_START + torch.log(hz.clamp(min=1e-6) / _MEL_LOG_START_HZ) / _MEL_LOG_STEP
     return torch.where(hz < _MEL_LOG_START_HZ, hz / _MEL_HZ_PER_MEL, log_part)
 
 
-def _mel_to_hz(mel: Tensor) -> Tensor:
-    """Slaney mel -> Hz, elementwise (inverse of :func:`_hz_to_mel`)."""
+def mel_to_hz(mel: Tensor) -> Tensor:
+    """Slaney mel -> Hz, elementwise (inverse of :func:`hz_to_mel`)."""
     log_part = _MEL_LOG_START_HZ * torch.exp(_MEL_LOG_STEP * (mel - _MEL_LOG_START))
     return torch.where(mel < _MEL_LOG_START, mel * _MEL_HZ_PER_MEL, log_part)
-
-
-def vtlp_source_bins(
-    warp: Tensor, features: int, lowfreq: float, highfreq: float, boundary: float = 0.8
-) -> Tensor:
-    """Where each mel bin reads from under a frequency warp: (B,) factors -> (B, D) bins.
-
-    Bin ``d`` (centre frequency ``f``) of the warped spectrogram takes the value the input has
-    at ``f / warp`` (Jaitly & Hinton's VTLP): ``warp > 1`` moves every spectral feature up, as a
-    shorter vocal tract does. Above a knee at ``boundary * highfreq * min(warp, 1)`` the map is
-    the straight line that ends at ``highfreq -> highfreq``, so the band edge stays where it is.
-    The result is a fractional bin index in ``[0, D - 1]`` of a Slaney mel filterbank with
-    ``features`` bands between ``lowfreq`` and ``highfreq``.
-    """
-    warp = warp.to(torch.float64)[:, None]
-    mel_low, mel_high = _hz_to_mel(torch.tensor([lowfreq, highfreq], dtype=torch.float64))
-    step = (mel_high - mel_low) / (features + 1)
-    steps = torch.arange(1, features + 1, dtype=torch.float64, device=warp.device)
-    centres = _mel_to_hz(mel_low + step * steps)[None, :]  # (1, D) Hz
-    knee = boundary * highfreq * warp.clamp(max=1.0)  # (B, 1)
-    above = knee / warp + (centres - knee) * (highfreq - knee / warp) / (highfreq - knee)
-    source = torch.where(centres <= knee, centres / warp, above)
-    return ((_hz_to_mel(source) - mel_low) / step - 1.0).clamp(0, features - 1).float()
-
-
-class VocalTractLengthPerturbation(_SpectrogramAugmenter):
-    """VTLP: stretch or squeeze each training spectrogram along frequency, in training only.
-
-    Per utterance, with probability ``prob``, a warp factor is drawn uniformly from
-    ``[min_warp, max_warp]`` and the mel spectrogram is resampled along its feature axis so
-    that the content at frequency ``f / warp`` moves to ``f`` (linear interpolation between
-    bands; see :func:`vtlp_source_bins`). Formants and harmonics move together, at the same
-    tempo: a speaker with a shorter (``warp > 1``) or longer vocal tract. Unlike a waveform
-    augmentation it costs the data loader nothing. ``sample_rate``, ``lowfreq`` and
-    ``highfreq`` must be the preprocessor's (a Slaney mel filterbank, as it builds); the number
-    of bands is read from the input. Place it after the preprocessor, before SpecAugment.
-    Outside training the input is returned unchanged.
-
-    Ports: ``input_spec`` (B, D, T) and ``length`` (B,) in; ``augmented_spec`` (B, D, T) out.
-    """
-
-    def __init__(
-        self,
-        sample_rate: int = 16000,
-        lowfreq: float = 0.0,
-        highfreq: float | None = None,
-        prob: float = 1.0,
-        min_warp: float = 0.9,
-        max_warp: float = 1.1,
-        boundary: float = 0.8,
-    ) -> None:
-        super().__init__()
-        _check_sample_rate(sample_rate)
-        highfreq = highfreq or sample_rate / 2
-        _check_band(lowfreq, highfreq, sample_rate)
-        if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"prob must be in [0, 1] (got {prob})")
-        if not 0.0 < min_warp <= max_warp:
-            raise ValueError(f"0 < min_warp <= max_warp must hold (got {min_warp}, {max_warp})")
-        if not 0.0 < boundary < 1.0:
-            raise ValueError(f"boundary must be in (0, 1) (got {boundary})")
-        self.lowfreq, self.highfreq = float(lowfreq), float(highfreq)
-        self.prob, self.min_warp, self.max_warp = prob, min_warp, max_warp
-        self.boundary = boundary
-
-    def warp(self, spec: Tensor, factors: Tensor) -> Tensor:
-        """Spectrograms (B, D, T) warped by (B,) factors -> (B, D, T)."""
-        batch, dim, time = spec.shape
-        source = vtlp_source_bins(
-            factors.cpu(), dim, self.lowfreq, self.highfreq, self.boundary
-        ).to(spec.device)  # (B, D)
-        low = source.floor().long()
-        high = (low + 1).clamp(max=dim - 1)
-
-        def rows(index: Tensor) -> Tensor:
-            return spec.gather(1, index[:, :, None].expand(batch, dim, time))
-
-        weight = (source - low)[:, :, None].to(spec.dtype)
-        return torch.lerp(rows(low), rows(high), weight)
-
-    def forward(self, input_spec: Tensor, length: Tensor) -> Tensor:
-        """Spectrograms (B, D, T) and lengths (B,) -> warped spectrograms (B, D, T)."""
-        if not self.training or self.prob == 0.0 or self.min_warp == self.max_warp == 1.0:
-            return input_spec
-        batch = input_spec.shape[0]
-        factors = self.min_warp + (self.max_warp - self.min_warp) * torch.rand(batch)
-        factors = torch.where(torch.rand(batch) < self.prob, factors, torch.ones(batch))
-        return self.warp(input_spec, factors)

@@ -1,74 +1,23 @@
-"""Text ↔ token ids for ASR targets: character labels and SentencePiece (BPE / unigram) models.
+"""Text to token ids and back: character labels and SentencePiece (BPE / unigram) models.
 
-* :class:`CharTokenizer` maps each character of a transcript to its index in ``labels`` (NeMo's
-  character ``labels`` list; the CTC blank is not a label).
+* :class:`CharTokenizer` maps each character of a text to its index in ``labels`` (NeMo's
+  character ``labels`` list; a CTC blank is not a label).
 * :class:`SentencePieceTokenizer` wraps a trained SentencePiece ``.model`` file; it pickles as the
   model's bytes, so datasets holding one work with ``num_workers > 0``.
-* :func:`train_sentencepiece` trains a tokenizer on the transcripts of NeMo manifests, as NeMo's
+* :func:`train_sentencepiece` trains a tokenizer on lines of text, as NeMo's
   ``process_asr_text_tokenizer.py`` does (no BOS/EOS/PAD pieces; ``<unk>`` is id 0).
-* :func:`configure_tokenizer_parser` / :func:`run_tokenizer` are the ``neuralgraph asr tokenizer``
-  command.
 """
 
 from __future__ import annotations
 
-import argparse
-import functools
-import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from neuralgraph import UserError
+from neuralgraph_text.normalize import normalize_transcript
 
-__all__ = [
-    "CharTokenizer",
-    "SentencePieceTokenizer",
-    "configure_tokenizer_parser",
-    "normalize_transcript",
-    "run_tokenizer",
-    "train_sentencepiece",
-]
-
-_QUOTES = {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'"}
-
-
-class _PunctuationTable(dict[int, "str | None"]):
-    """A ``str.translate`` table filled on demand, one character at a time.
-
-    Punctuation not kept is dropped, dashes become spaces, curly apostrophes straight ones.
-    """
-
-    def __init__(self, keep: frozenset[str]) -> None:
-        super().__init__()
-        self.keep = keep
-
-    def __missing__(self, code: int) -> str | None:
-        ch = _QUOTES.get(chr(code), chr(code))
-        category = unicodedata.category(ch)
-        if ch not in self.keep and category.startswith("P"):
-            ch = " " if category == "Pd" else None
-        self[code] = ch
-        return ch
-
-
-@functools.lru_cache(maxsize=32)
-def _punctuation_table(keep: frozenset[str]) -> _PunctuationTable:
-    return _PunctuationTable(keep)
-
-
-def normalize_transcript(text: str, keep: Iterable[str] = (), *, lowercase: bool = True) -> str:
-    """Normalize a transcript: NFC, curly apostrophes to ``'``, lowercase, punctuation removed.
-
-    Punctuation (Unicode category ``P*``) that is not in ``keep`` is dropped, dashes become spaces
-    ("well-known" → "well known"), and runs of whitespace become one space. Other characters
-    (digits, symbols, accented letters) are kept: whether they are allowed is the vocabulary's
-    business (see ``validate_manifest``).
-    """
-    text = unicodedata.normalize("NFC", text)
-    if lowercase:
-        text = text.lower()
-    return " ".join(text.translate(_punctuation_table(frozenset(keep))).split())
+__all__ = ["CharTokenizer", "SentencePieceTokenizer", "train_sentencepiece"]
 
 
 class CharTokenizer:
@@ -205,7 +154,7 @@ class SentencePieceTokenizer:
 
 
 def train_sentencepiece(
-    manifests: Sequence[str | Path],
+    texts: Iterable[str],
     out_dir: str | Path,
     vocab_size: int,
     model_type: str = "bpe",
@@ -213,39 +162,34 @@ def train_sentencepiece(
     *,
     normalize: bool = True,
 ) -> Path:
-    """Train a SentencePiece tokenizer on the ``text`` of NeMo manifests.
+    """Train a SentencePiece tokenizer on lines of text (e.g. transcripts).
 
-    Writes ``out_dir/train_text.txt`` (one normalized transcript a line),
+    Writes ``out_dir/train_text.txt`` (one normalized line a line),
     ``out_dir/tokenizer.model`` and ``out_dir/vocab.txt`` (one piece a line, in id order);
     ``<unk>`` is id 0 and there are no BOS/EOS/PAD pieces, as in NeMo's ASR tokenizers.
+    ``normalize`` lowercases and drops punctuation other than ``'``
+    (:func:`~neuralgraph_text.normalize_transcript`); empty lines are left out.
 
     Returns:
         The path of ``tokenizer.model``.
 
     Raises:
-        UserError: a manifest is missing or malformed, there is no text, or ``vocab_size`` is more
-            than the text can give (SentencePiece's message says the largest size possible).
+        UserError: there is no text, or ``vocab_size`` is more than the text can give
+            (SentencePiece's message says the largest size possible).
     """
-    from neuralgraph_asr.manifest import read_manifest
-
     if model_type not in ("bpe", "unigram"):
         raise UserError(f"tokenizer type must be 'bpe' or 'unigram' (got {model_type!r})")
     if vocab_size < 2:
         raise UserError(f"vocab size must be at least 2 (got {vocab_size})")
     if not 0.0 < character_coverage <= 1.0:
         raise UserError(f"character coverage must be in (0, 1] (got {character_coverage})")
-    if not manifests:
-        raise UserError("at least one manifest is needed to train a tokenizer")
     lines = []
-    for manifest in manifests:
-        entries, _ = read_manifest(manifest)
-        for entry in entries:
-            text = normalize_transcript(entry.text, ("'",)) if normalize else entry.text.strip()
-            if text:
-                lines.append(text)
+    for text in texts:
+        text = normalize_transcript(text, ("'",)) if normalize else text.strip()
+        if text:
+            lines.append(text)
     if not lines:
-        names = ", ".join(map(str, manifests))
-        raise UserError(f"no transcripts to train a tokenizer on in {names}")
+        raise UserError("no text to train a tokenizer on")
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     text_file = out / "train_text.txt"
@@ -280,39 +224,3 @@ def _train(
     except RuntimeError as err:
         reason = str(err).rsplit("] ", 1)[-1]  # drop "INTERNAL: src/file.cc(744) [(check)]"
         raise UserError(f"SentencePiece training failed: {reason}") from None
-
-
-# ---------------------------------------------------------------------------------------------
-# `neuralgraph asr tokenizer`
-# ---------------------------------------------------------------------------------------------
-
-
-def configure_tokenizer_parser(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments of ``neuralgraph asr tokenizer`` to ``parser``."""
-    parser.description = "Train a SentencePiece tokenizer on the transcripts of NeMo manifests."
-    parser.add_argument("--manifest", action="append", required=True, metavar="M.json",
-                        help="a JSON-lines manifest with a 'text' key (repeat for more)")
-    parser.add_argument("--vocab-size", type=int, required=True, help="number of pieces")
-    parser.add_argument("--type", choices=("bpe", "unigram"), default="bpe",
-                        help="SentencePiece model type (default: bpe)")
-    parser.add_argument("--character-coverage", type=float, default=1.0,
-                        help="fraction of characters the model covers (default: 1.0)")
-    parser.add_argument("--no-normalize", action="store_true",
-                        help="train on the text as written (no lowercasing or punctuation removal)")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="folder for tokenizer.model, vocab.txt and train_text.txt")
-
-
-def run_tokenizer(args: argparse.Namespace) -> int:
-    """Run ``neuralgraph asr tokenizer``; mistakes in the input raise ``UserError``."""
-    model = train_sentencepiece(
-        args.manifest,
-        args.out,
-        args.vocab_size,
-        model_type=args.type,
-        character_coverage=args.character_coverage,
-        normalize=not args.no_normalize,
-    )
-    vocab = SentencePieceTokenizer(model).vocab_size
-    print(f"wrote {model} ({args.type}, {vocab} pieces)")
-    return 0

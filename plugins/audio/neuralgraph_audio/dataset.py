@@ -1,0 +1,318 @@
+"""Audio data sets and the base of the audio data sources.
+
+:class:`AudioDataset` serves ``{"audio_signal": (T,), target: (U,) or ()}`` items from validated
+manifest entries; :class:`AudioDataSource` is the base class that ASR, TTS and classification
+data sources build on (manifest validation before training, augmentation in training only,
+padding, optional duration bucketing). Bad manifest entries are found before the first batch
+(``bad_data: fail`` stops with all of them; ``skip`` drops them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+
+import neuralgraph as ng
+from neuralgraph import UserError
+from neuralgraph_audio.augment import AudioAugmentor
+from neuralgraph_audio.batching import DurationBucketBatchSampler, PadCollate
+from neuralgraph_audio.io import read_audio, trim_silence
+from neuralgraph_audio.manifest import ManifestEntry, format_problems, validate_manifest
+
+__all__ = ["AudioDataSource", "AudioDataset", "CorruptAudioError"]
+
+logger = logging.getLogger("neuralgraph.audio")
+
+
+class CorruptAudioError(UserError):
+    """An audio file whose header passed the check before training but whose samples cannot
+    be decoded (a truncated or damaged file); the message names the manifest line.
+
+    Raised in a ``DataLoader`` worker, it comes back to the main process with the worker's
+    traceback folded into its message (torch re-raises ``type(error)(text)``); that text is
+    cut back to the original message here, so that the command line prints one clear line.
+    """
+
+    def __init__(self, message: str) -> None:
+        marker = f"{type(self).__name__}: "
+        if "Original Traceback" in message and marker in message:
+            message = message[message.rindex(marker) + len(marker):].strip()
+        super().__init__(message)
+
+
+class AudioDataset(Dataset):
+    """Utterances as dicts ``{"audio_signal": (T,) float32, target_key: (U,) or () int64}``.
+
+    Targets are tokenized once, up front, and kept in flat arrays so that workers share them
+    without copying; the dataset pickles (for ``num_workers > 0`` under spawn/forkserver).
+    A file that cannot be decoded raises :class:`CorruptAudioError` with its manifest line.
+    """
+
+    def __init__(
+        self,
+        entries: Sequence[ManifestEntry],
+        targets: Sequence[Sequence[int]] | Sequence[int],
+        *,
+        target_key: str,
+        sample_rate: int,
+        int_values: bool = False,
+        trim: bool = False,
+        augmentor: AudioAugmentor | None = None,
+    ) -> None:
+        self.paths = [e.audio_filepath for e in entries]
+        self.manifests = sorted({e.manifest for e in entries})
+        index = {m: i for i, m in enumerate(self.manifests)}
+        self.origins = np.array([(index[e.manifest], e.line) for e in entries],
+                                dtype=np.int64).reshape(-1, 2)
+        self.offsets = np.array([e.offset for e in entries], dtype=np.float64)
+        self.durations = np.array([e.duration for e in entries], dtype=np.float64)
+        self.scalar_target = bool(targets) and not isinstance(targets[0], Sequence)
+        if self.scalar_target:
+            self.targets = np.asarray(targets, dtype=np.int64)
+            self.bounds = np.arange(len(targets) + 1, dtype=np.int64)
+        else:
+            lengths = [len(t) for t in targets]
+            self.bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+            flat = [i for t in targets for i in t]
+            self.targets = np.asarray(flat, dtype=np.int64)
+        self.target_key = target_key
+        self.sample_rate = sample_rate
+        self.int_values = int_values
+        self.trim = trim
+        self.augmentor = augmentor
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        samples = self._read(index)
+        if self.trim:
+            samples = trim_silence(samples)
+        if self.augmentor is not None:
+            samples = self.augmentor(samples)
+        if self.scalar_target:
+            target = torch.tensor(int(self.targets[index]), dtype=torch.int64)
+        else:
+            start, end = self.bounds[index], self.bounds[index + 1]
+            target = torch.from_numpy(self.targets[start:end].copy())
+        return {"audio_signal": samples, self.target_key: target}
+
+    def _read(self, index: int) -> torch.Tensor:
+        import soundfile
+
+        try:
+            return read_audio(
+                self.paths[index],
+                sample_rate=self.sample_rate,
+                offset=float(self.offsets[index]),
+                duration=float(self.durations[index]),
+                int_values=self.int_values,
+            )
+        except (soundfile.LibsndfileError, RuntimeError, OSError) as err:
+            manifest, line = self.origins[index]
+            reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            raise CorruptAudioError(
+                f"{self.manifests[manifest]}:{line}: corrupt audio: its header was readable "
+                f"before training but its samples cannot be decoded ({reason}) "
+                f"({self.paths[index]}); remove the line or re-encode the file, then continue "
+                "with --resume") from None
+
+
+def _manifest_list(manifest_filepath: str | Sequence[str]) -> list[str]:
+    """One or more manifests: a list, or a comma-separated string (NeMo's convention)."""
+    if isinstance(manifest_filepath, str):
+        paths = [p.strip() for p in manifest_filepath.split(",")]
+    else:
+        paths = [str(p) for p in manifest_filepath]
+    paths = [p for p in paths if p]
+    if not paths:
+        raise UserError("manifest_filepath must name at least one manifest")
+    return paths
+
+
+def _check_loader_args(batch_size: int, num_workers: int, min_duration: float | None,
+                       max_duration: float | None) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserError(f"batch_size must be a positive int (got {batch_size!r})")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise UserError(f"num_workers must be an int >= 0 (got {num_workers!r})")
+    if min_duration is not None and max_duration is not None and min_duration > max_duration:
+        raise UserError(f"min_duration must be <= max_duration (got {min_duration} > "
+                        f"{max_duration})")
+
+
+class AudioDataSource(ng.DataSource):
+    """Base of the data sources that read audio from NeMo manifests (ASR, TTS, classification).
+
+    It owns the audio parameters (``sample_rate``, ``int_values``, ``trim_silence``,
+    ``augmentor``, ``bad_data``), validates a split's manifests before the first batch (missing
+    or unreadable files, bad durations, targets outside the vocabulary) and builds its loader.
+    Batches are dicts::
+
+        audio_signal       (B, T) float32   waveform at ``sample_rate``, zero padded
+        audio_length       (B,)   int64     valid samples per row
+        <target_key>       (B, U) or (B,)   int64 targets, zero padded
+        <target_length_key> (B,)  int64     targets per row (ones for scalar targets)
+
+    A subclass declares ``target_key``, ``target_length_key`` and ``manifest_target`` (the
+    manifest key validated: "text" or "label") and implements ``_vocabulary`` (what targets are
+    checked against) and ``_target`` (an entry's target ids), plus ``output_types``.
+    """
+
+    target_key: ClassVar[str] = "transcripts"
+    target_length_key: ClassVar[str] = "transcript_length"
+    manifest_target: ClassVar[str] = "text"
+    inference_ports: ClassVar[tuple[str, ...]] = ("audio_signal", "audio_length")
+
+    def example_batch(self, batch: int = 2, seconds: float = 1.0) -> dict[str, torch.Tensor]:
+        """Random audio for tracing an export: ``audio_signal`` (B, T), ``audio_length`` (B,)."""
+        samples = int(seconds * self.sample_rate)
+        generator = torch.Generator().manual_seed(0)
+        return {
+            "audio_signal": 0.1 * torch.randn(batch, samples, generator=generator),
+            "audio_length": torch.full((batch,), samples, dtype=torch.long),
+        }
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        int_values: bool = False,
+        trim_silence: bool = False,
+        augmentor: Mapping[str, Mapping[str, Any]] | None = None,
+        bad_data: str = "fail",
+    ) -> None:
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+            raise ValueError(f"sample_rate must be a positive int (got {sample_rate!r})")
+        if bad_data not in ("fail", "skip"):
+            raise ValueError(f"bad_data must be 'fail' or 'skip' (got {bad_data!r})")
+        self.sample_rate = sample_rate
+        self.int_values = bool(int_values)
+        self.trim_silence = bool(trim_silence)
+        self.augmentor = None if augmentor is None else AudioAugmentor(augmentor, sample_rate)
+        self.bad_data = bad_data
+        self._reports: dict[tuple[Any, ...], tuple[list[ManifestEntry], list[str]]] = {}
+
+    # what subclasses provide ---------------------------------------------------------------
+
+    def _vocabulary(self) -> Any:
+        """What ``validate_manifest`` checks transcripts (or labels) against."""
+        raise NotImplementedError
+
+    def _target(self, entry: ManifestEntry) -> Sequence[int] | int:
+        raise NotImplementedError
+
+    # ports ----------------------------------------------------------------------------------
+
+    def _audio_types(self) -> dict[str, ng.NeuralType]:
+        return {
+            "audio_signal": ng.NeuralType(("B", "T"), ng.AudioSignal(freq=self.sample_rate)),
+            "audio_length": ng.NeuralType(("B",), ng.LengthsType()),
+        }
+
+    # manifests ------------------------------------------------------------------------------
+
+    def _load(
+        self,
+        manifest_filepath: str | Sequence[str],
+        min_duration: float | None,
+        max_duration: float | None,
+    ) -> tuple[list[ManifestEntry], list[str]]:
+        """Entries that pass validation and the problems found (cached per arguments)."""
+        paths = _manifest_list(manifest_filepath)
+        key = (tuple(paths), min_duration, max_duration)
+        if key not in self._reports:
+            entries, problems = [], []
+            for path in paths:
+                report = validate_manifest(
+                    path, labels=self._vocabulary(), sample_rate=self.sample_rate, policy="skip",
+                    min_duration=min_duration, max_duration=max_duration,
+                    target=self.manifest_target,
+                )
+                entries.extend(report.entries)
+                problems.extend(report.problems)
+                _log_report(report.path, report.notes, report.skipped)
+            self._reports[key] = (entries, problems)
+        return self._reports[key]
+
+    def validate(self, split: str, **split_params: Any) -> list[str]:
+        """Problems in the split's manifests (none under ``bad_data: skip``: bad entries are
+        dropped and counted in the log), one ``manifest:LINE: message (path)`` line each."""
+        if "manifest_filepath" not in split_params:
+            return [f"data.{split}: manifest_filepath is required"]
+        try:
+            _, problems = self._load(
+                split_params["manifest_filepath"],
+                split_params.get("min_duration"),
+                split_params.get("max_duration"),
+            )
+        except UserError as err:
+            return [str(err)]
+        return problems if self.bad_data == "fail" else []
+
+    def dataloader(
+        self,
+        split: str,
+        manifest_filepath: str | Sequence[str],
+        batch_size: int = 32,
+        shuffle: bool = False,
+        num_workers: int = 0,
+        min_duration: float | None = None,
+        max_duration: float | None = None,
+        drop_last: bool = False,
+        pin_memory: bool = False,
+        bucketing: bool = False,
+    ) -> DataLoader:
+        """The loader of one split; augmentation applies to ``split == "train"`` only.
+
+        Args:
+            split: "train", "validation" or "test".
+            manifest_filepath: a manifest, a list of them, or a comma-separated string.
+            batch_size, shuffle, num_workers, drop_last, pin_memory: as in ``DataLoader``.
+            min_duration, max_duration: keep utterances within these durations (seconds).
+            bucketing: batch utterances of similar duration (:class:`DurationBucketBatchSampler`).
+
+        Raises:
+            UserError: a manifest is missing, or it has problems and ``bad_data`` is "fail".
+        """
+        _check_loader_args(batch_size, num_workers, min_duration, max_duration)
+        entries, problems = self._load(manifest_filepath, min_duration, max_duration)
+        if problems and self.bad_data == "fail":
+            n = len(problems)
+            raise UserError(format_problems(
+                f"{n} problem{'s' if n != 1 else ''} in the {split} data (set data.params."
+                "bad_data: skip to drop these entries):", problems))
+        if not entries:
+            raise UserError(f"no usable utterances in {manifest_filepath} for the {split} data")
+        dataset = AudioDataset(
+            entries,
+            [self._target(e) for e in entries],
+            target_key=self.target_key,
+            sample_rate=self.sample_rate,
+            int_values=self.int_values,
+            trim=self.trim_silence,
+            augmentor=self.augmentor if split == "train" else None,
+        )
+        collate = PadCollate({"audio_signal": "audio_length", self.target_key:
+                              self.target_length_key})
+        common = {"num_workers": num_workers, "collate_fn": collate, "pin_memory": pin_memory}
+        if bucketing:
+            sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+            batches = DurationBucketBatchSampler(sampler, batch_size, drop_last, dataset.durations)
+            return DataLoader(dataset, batch_sampler=batches, **common)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                          **common)
+
+
+def _log_report(path: str, notes: Sequence[str], skipped: Mapping[str, int]) -> None:
+    for note in notes:
+        logger.info("%s: %s", path, note)
+    if skipped:
+        counts = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+        logger.warning("%s: skipped %d entries (%s)", path, sum(skipped.values()), counts)
+
+

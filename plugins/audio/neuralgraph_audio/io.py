@@ -1,0 +1,65 @@
+"""Reading audio: mono float32 waveforms at a chosen rate, and trimming silence.
+
+Audio is read with soundfile (any format libsndfile reads: WAV, FLAC, OGG...), mixed down to
+mono and resampled with ``torchaudio.functional.resample`` when the file's rate differs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["read_audio", "trim_silence"]
+
+
+def read_audio(
+    path: str,
+    *,
+    sample_rate: int,
+    offset: float = 0.0,
+    duration: float | None = None,
+    int_values: bool = False,
+) -> torch.Tensor:
+    """Read a mono float32 waveform of shape ``(T,)`` at ``sample_rate``.
+
+    Reads ``duration`` seconds from ``offset`` (the whole file when ``duration`` is None or 0,
+    as NeMo does); channels are averaged; another rate is resampled. ``int_values`` reads 32-bit
+    integers and scales them to [-1, 1) (NeMo's option; the same values up to rounding).
+    """
+    import soundfile
+
+    with soundfile.SoundFile(path) as f:
+        rate = f.samplerate
+        if offset > 0:
+            f.seek(round(offset * rate))
+        frames = round(duration * rate) if duration else -1
+        data = f.read(frames=frames, dtype="int32" if int_values else "float32", always_2d=True)
+    samples = torch.from_numpy(data)
+    if int_values:
+        samples = samples.to(torch.float32) / 2.0**31
+    samples = samples.mean(dim=1) if samples.shape[1] > 1 else samples[:, 0]
+    if rate != sample_rate:
+        import torchaudio.functional as AF
+
+        samples = AF.resample(samples, rate, sample_rate)
+    return samples.contiguous()
+
+
+def trim_silence(
+    samples: torch.Tensor, top_db: float = 60.0, frame_length: int = 2048, hop_length: int = 512
+) -> torch.Tensor:
+    """Cut leading and trailing silence from a ``(T,)`` waveform (as ``librosa.effects.trim``).
+
+    Frames (centred, zero padded) quieter than ``top_db`` below the loudest frame are silence.
+    """
+    if samples.numel() == 0:
+        return samples
+    half = frame_length // 2
+    frames = torch.nn.functional.pad(samples, (half, half)).unfold(0, frame_length, hop_length)
+    power = frames.pow(2).mean(dim=-1).clamp_min(1e-10)
+    db = 10.0 * torch.log10(power / power.max())
+    loud = torch.nonzero(db > -top_db).flatten()
+    if loud.numel() == 0:
+        return samples
+    start = int(loud[0]) * hop_length
+    end = min(samples.numel(), (int(loud[-1]) + 1) * hop_length)
+    return samples[start:end]
