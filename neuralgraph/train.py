@@ -110,13 +110,8 @@ def _trainer_kwargs(graph: Graph, directory: Path) -> dict[str, Any]:
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
     from pytorch_lightning.loggers import TensorBoardLogger
 
-    from neuralgraph.callbacks import (
-        AtomicCheckpointIO,
-        ExactResume,
-        LogLines,
-        RankAgreement,
-        RunFolder,
-    )
+    from neuralgraph.callbacks import AtomicCheckpointIO, LogLines, RankAgreement, RunFolder
+    from neuralgraph.resume import ExactResume
 
     cfg = dict(graph.plan().trainer)
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
@@ -181,8 +176,9 @@ def fit(graph: Graph, directory: Path, ckpt: Path | None) -> Path:
 
     quiet_lightning()
 
-    from neuralgraph.callbacks import RunFolder, resumable
+    from neuralgraph.callbacks import RunFolder
     from neuralgraph.model import GraphModel
+    from neuralgraph.resume import resumable
 
     if graph.config.get("seed") is not None:
         pl.seed_everything(int(graph.config["seed"]), workers=True, verbose=False)
