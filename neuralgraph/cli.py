@@ -18,8 +18,6 @@ from neuralgraph.errors import GraphError, UserError
 
 __all__ = ["main"]
 
-CORE_COMMANDS = ("train", "check", "plugins", "info", "evaluate", "export")
-
 
 def _add_graph_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("graph", help="the graph YAML file")

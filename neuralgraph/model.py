@@ -28,10 +28,6 @@ __all__ = ["GraphModel", "NonFiniteLossError"]
 
 DATA = "data"
 
-# A step of a compiled plan: node name, module, (port, source key) pairs, output keys, or a
-# pass-through (skipped train_only node) as (output key, source key) pairs.
-_Step = tuple[str, nn.Module, tuple[tuple[str, str], ...], tuple[str, ...]]
-
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite and the graph's policy is ``nonfinite_loss: stop``.

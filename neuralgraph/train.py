@@ -130,8 +130,7 @@ def _trainer_kwargs(graph: Graph, directory: Path) -> dict[str, Any]:
         checkpoint, LearningRateMonitor(logging_interval="step"), RankAgreement(),
         ExactResume()]  # a resumed run draws the random numbers the killed run would have
     if not interactive:
-        callbacks.append(LogLines(every_n_steps=int(cfg.pop("log_lines_every", 50))))
-    cfg.pop("log_lines_every", None)
+        callbacks.append(LogLines())
     logger = TensorBoardLogger(save_dir=str(directory.parent.parent), name=graph.name,
                                version=directory.name, default_hp_metric=False)
     kwargs: dict[str, Any] = {

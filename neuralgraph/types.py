@@ -12,7 +12,7 @@ and ``==`` returns a ``bool``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
@@ -536,14 +536,3 @@ def _compare_axes(first: tuple[AxisType, ...], second: tuple[AxisType, ...]) -> 
 def accepts(declared: NeuralType, incoming: NeuralType) -> bool:
     """NeMo's port rule: the declared input accepts what arrives if compare is SAME or GREATER."""
     return declared.compare(incoming) in (R.SAME, R.GREATER)
-
-
-def element_type_names() -> Mapping[str, type[ElementType]]:
-    """Every ElementType subclass defined so far, by class name (plugins' included)."""
-    found: dict[str, type[ElementType]] = {}
-    stack: list[type[ElementType]] = [ElementType]
-    while stack:
-        cls = stack.pop()
-        found[cls.__name__] = cls
-        stack.extend(cls.__subclasses__())
-    return found
