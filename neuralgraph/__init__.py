@@ -77,6 +77,7 @@ _LAZY = {
     "Graph": "neuralgraph.graph",
     "GraphModel": "neuralgraph.model",
     "NeuralMetric": "neuralgraph.metric",
+    "Progress": "neuralgraph.progress",
     "Registry": "neuralgraph.registry",
     "get_registry": "neuralgraph.registry",
 }
@@ -128,6 +129,7 @@ __all__ = [
     "PredictionsType",
     "Problem",
     "ProbsType",
+    "Progress",
     "Registry",
     "RegressionValuesType",
     "SpectrogramType",
