@@ -6,52 +6,37 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TextIO
 
+from neuralgraph import Progress
 from neuralgraph_asr.synth.corpus import KINDS, synthesize_corpus
 from neuralgraph_asr.synth.render import _SUBTYPES
 from neuralgraph_asr.synth.voices import DEFAULT_HELDOUT_VOICES, DEFAULT_VOICES
 
 
-class _ProgressReport:
-    """Progress of a synthesis on ``stream`` (stderr by default), a ``synthesize_corpus``
-    progress callback: a tqdm bar per split on a terminal, otherwise a line such as
-    ``synth: train 1200/8000 utterances (15%), 42 s`` at most every ``interval`` seconds and
-    one when a split is done. Use it as a context manager (the bars close on exit)."""
+class _SplitProgress:
+    """``synthesize_corpus``'s progress callback: one :class:`neuralgraph.Progress` per split on
+    ``stream`` (stderr by default), so a tqdm bar per split on a terminal, otherwise a line such
+    as ``synth train: 1200/8000 utterances (15%), 42 s`` per split at most every ``interval``
+    seconds and one when the split is done. Use it as a context manager (closes the displays)."""
 
     def __init__(self, stream: TextIO | None = None, interval: float = 10.0) -> None:
-        self.stream = sys.stderr if stream is None else stream
+        self.stream = stream
         self.interval = interval
-        self.start = self.last = time.monotonic()
-        isatty = getattr(self.stream, "isatty", None)
-        self.bars: dict[str, Any] | None = {} if isatty is not None and isatty() else None
+        self.splits: dict[str, Progress] = {}
 
     def __call__(self, split: str, done: int, total: int) -> None:
-        if self.bars is not None:
-            bar = self.bars.get(split)
-            if bar is None:
-                from tqdm import tqdm
+        progress = self.splits.get(split)
+        if progress is None:
+            progress = Progress(total, f"synth {split}", unit="utterances",
+                                interval=self.interval, stream=self.stream)  # fmt: skip
+            self.splits[split] = progress
+        progress.update(done - progress.n)
 
-                bar = tqdm(total=total, desc=f"synth {split}", unit="utt", file=self.stream,
-                           position=len(self.bars), dynamic_ncols=True)  # fmt: skip
-                self.bars[split] = bar
-            bar.update(done - bar.n)
-            return
-        now = time.monotonic()
-        if done == total or (done and now - self.last >= self.interval):
-            self.last = now
-            print(
-                f"synth: {split} {done}/{total} utterances ({100 * done // total}%), "
-                f"{now - self.start:.0f} s",
-                file=self.stream,
-                flush=True,
-            )
-
-    def __enter__(self) -> _ProgressReport:
+    def __enter__(self) -> _SplitProgress:
         return self
 
     def __exit__(
@@ -60,8 +45,8 @@ class _ProgressReport:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for bar in (self.bars or {}).values():
-            bar.close()
+        for progress in self.splits.values():
+            progress.close()
 
 
 def configure_synth_parser(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +93,7 @@ def run_synth(args: argparse.Namespace) -> int:
     """Run ``neuralgraph asr synth``: synthesize the corpus (progress on stderr) and print a
     summary; returns 0."""
     start = time.perf_counter()
-    with _ProgressReport() as progress:
+    with _SplitProgress() as progress:
         manifests = synthesize_corpus(
             args.out,
             n_train=args.train,
