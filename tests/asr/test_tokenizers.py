@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import re
 
 import pytest
 
@@ -71,14 +72,20 @@ class TestTrainSentencePiece:
 
 class TestTokenizerCommand:
     def test_cli(self, corpus, tmp_path, capsys):
-        """`asr tokenizer --manifest M --vocab-size N --type bpe --out DIR` trains a model."""
+        """`asr tokenizer --manifest M --vocab-size N --type bpe --out DIR` trains a model,
+        saying on stderr what it reads and trains and how long training took."""
         parser = argparse.ArgumentParser()
         configure_tokenizer_parser(parser)
         args = parser.parse_args(["--manifest", str(corpus.manifest), "--vocab-size", "32",
                                   "--type", "bpe", "--out", str(tmp_path / "tok")])
         assert run_tokenizer(args) == 0
         assert (tmp_path / "tok" / "tokenizer.model").is_file()
-        assert "32 pieces" in capsys.readouterr().out
+        out, err = capsys.readouterr()
+        assert "32 pieces" in out and "training" not in out
+        lines = len(corpus.manifest.read_text().splitlines())
+        assert f"reading manifests: {lines} lines, " in err
+        assert f"training a 32-piece bpe tokenizer on {lines} lines..." in err
+        assert re.search(r"^trained in \d+\.\d s$", err, re.M)
 
     def test_cli_requires_manifest(self):
         """The parser refuses a call without --manifest."""

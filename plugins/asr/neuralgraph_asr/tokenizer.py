@@ -7,23 +7,32 @@ The tokenizer itself is the shared text home's (:mod:`neuralgraph_text`); this m
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from neuralgraph import UserError
+from neuralgraph import Progress, UserError
 from neuralgraph_audio import read_manifest
 from neuralgraph_text import SentencePieceTokenizer, train_sentencepiece
 
 __all__ = ["configure_tokenizer_parser", "manifest_texts", "run_tokenizer", "train_tokenizer"]
 
 
-def manifest_texts(manifests: Sequence[str | Path]) -> list[str]:
-    """The ``text`` of every entry of NeMo manifests, in order.
+def manifest_texts(manifests: Sequence[str | Path], progress: Progress | None = None) -> list[str]:
+    """The ``text`` of every entry of NeMo manifests, in order; ``progress`` (if given) counts
+    the lines read.
 
     Raises:
         UserError: a manifest is missing or malformed.
     """
-    return [entry.text for manifest in manifests for entry in read_manifest(manifest)[0]]
+    texts = []
+    for manifest in manifests:
+        entries = read_manifest(manifest)[0]
+        texts.extend(entry.text for entry in entries)
+        if progress is not None:
+            progress.update(len(entries))
+    return texts
 
 
 def train_tokenizer(
@@ -34,10 +43,13 @@ def train_tokenizer(
     character_coverage: float = 1.0,
     *,
     normalize: bool = True,
+    verbose: bool = False,
 ) -> Path:
     """Train a SentencePiece tokenizer on the transcripts of NeMo manifests.
 
-    The files written and the arguments are :func:`neuralgraph_text.train_sentencepiece`'s.
+    The files written and the other arguments are :func:`neuralgraph_text.train_sentencepiece`'s.
+    ``verbose`` shows on stderr what is being done: the count of manifest lines read, the
+    training (one SentencePiece call) and the time it took.
 
     Returns:
         The path of ``tokenizer.model``.
@@ -48,12 +60,20 @@ def train_tokenizer(
     """
     if not manifests:
         raise UserError("at least one manifest is needed to train a tokenizer")
-    texts = manifest_texts(manifests)
+    with Progress(None, "reading manifests", unit="lines", disable=not verbose) as reading:
+        texts = manifest_texts(manifests, reading)
     if not any(text.strip() for text in texts):
         names = ", ".join(map(str, manifests))
         raise UserError(f"no transcripts to train a tokenizer on in {names}")
-    return train_sentencepiece(texts, out_dir, vocab_size, model_type, character_coverage,
-                               normalize=normalize)
+    if verbose:
+        print(f"training a {vocab_size}-piece {model_type} tokenizer on {len(texts)} lines...",
+              file=sys.stderr, flush=True)  # fmt: skip
+    start = time.perf_counter()
+    model = train_sentencepiece(texts, out_dir, vocab_size, model_type, character_coverage,
+                                normalize=normalize)  # fmt: skip
+    if verbose:
+        print(f"trained in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    return model
 
 
 def configure_tokenizer_parser(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +93,8 @@ def configure_tokenizer_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run_tokenizer(args: argparse.Namespace) -> int:
-    """Run ``neuralgraph asr tokenizer``; mistakes in the input raise ``UserError``."""
+    """Run ``neuralgraph asr tokenizer`` (what it does on stderr, the model written on stdout);
+    mistakes in the input raise ``UserError``."""
     model = train_tokenizer(
         args.manifest,
         args.out,
@@ -81,6 +102,7 @@ def run_tokenizer(args: argparse.Namespace) -> int:
         model_type=args.type,
         character_coverage=args.character_coverage,
         normalize=not args.no_normalize,
+        verbose=True,
     )
     vocab = SentencePieceTokenizer(model).vocab_size
     print(f"wrote {model} ({args.type}, {vocab} pieces)")
