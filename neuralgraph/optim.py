@@ -587,7 +587,7 @@ class PolynomialHoldDecayAnnealing(WarmupHoldPolicy):
                          warmup_ratio=warmup_ratio, hold_steps=hold_steps, hold_ratio=hold_ratio,
                          min_lr=min_lr, last_epoch=last_epoch)
 
-    _decay = PolynomialDecayAnnealing._decay
+    _decay = PolynomialDecayAnnealing._decay  # noqa: SLF001 (the same decay, shared by name)
 
 
 SCHEDULERS: dict[str, Callable[..., LRScheduler]] = {

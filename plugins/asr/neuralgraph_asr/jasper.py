@@ -93,7 +93,8 @@ OPTIONAL_BLOCK_KEYS: dict[str, Any] = {
 
 def _tds_(tensor: Tensor, normal: bool) -> None:
     """Time-depth-separable init: bound 2 / sqrt(fan_in) (uniform) or std of that (normal)."""
-    bound = 2.0 / math.sqrt(nn.init._calculate_correct_fan(tensor, "fan_in"))
+    # torch has no public fan-in helper; NeMo calls this one too.
+    bound = 2.0 / math.sqrt(nn.init._calculate_correct_fan(tensor, "fan_in"))  # noqa: SLF001
     with torch.no_grad():
         tensor.normal_(0.0, bound) if normal else tensor.uniform_(-bound, bound)
 
