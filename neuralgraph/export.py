@@ -1,10 +1,11 @@
 """``neuralgraph export``: the inference path of an archive as ONNX or TorchScript.
 
-The exported function starts at the data source's inference ports (``inference_ports`` on the
-data source class, else every data port) and returns the outputs that nothing downstream
-consumes in eval mode (for ASR: log-probs and their lengths). Nodes whose class sets
-``exportable = False`` (feature extraction with an STFT, as in NeMo) stay outside: the export
-then takes their outputs as its inputs.
+The exported function starts at the data source's declared inference ports
+(:attr:`~neuralgraph.DataSource.inference_ports`; a source that declares none cannot be
+exported) and returns the outputs that nothing downstream consumes in eval mode (for ASR:
+log-probs and their lengths). Nodes whose class sets ``exportable = False`` (feature
+extraction with an STFT, as in NeMo) stay outside: the export then takes their outputs as its
+inputs.
 """
 
 from __future__ import annotations
@@ -38,11 +39,20 @@ class ExportWrapper(nn.Module):
 
 
 def data_inputs(model: GraphModel) -> list[str]:
-    """The data ports inference starts from."""
+    """The data ports inference starts from: the data source's ``inference_ports``."""
     if model.plan.data is None:
         raise UserError("export needs a data source to know the model's inputs")
-    ports = getattr(model.plan.data.cls, "inference_ports", None) or list(
-        model.plan.data.output_types)
+    source = model.data_source
+    ports = tuple(source.inference_ports)
+    if not ports:
+        raise UserError(f"data source {type(source).__name__} declares no inference_ports: "
+                        "its class must name the ports an exported model is fed, e.g. "
+                        "inference_ports = ('audio_signal', 'audio_length')")
+    unknown = [p for p in ports if p not in model.plan.data.output_types]
+    if unknown:
+        raise UserError(f"data source {type(source).__name__} declares inference_ports "
+                        f"{unknown} that are not among its output ports "
+                        f"{list(model.plan.data.output_types)}")
     return [f"data.{p}" for p in ports]
 
 
@@ -66,14 +76,15 @@ def export_boundary(model: GraphModel) -> list[str]:
 
 def example_inputs(model: GraphModel, inputs: Sequence[str]) -> tuple[torch.Tensor, ...]:
     """Example tensors for tracing: the data source's ``example_batch`` run up to ``inputs``."""
-    source = model.data_source
-    maker = getattr(source, "example_batch", None)
-    if maker is None:
-        raise UserError(f"{type(source).__name__} gives no example_batch() to export with")
-    batch = maker()
+    batch = model.data_source.example_batch()
+    ports = data_inputs(model)
     with torch.no_grad():
         env = model.eval().run({f"data.{k}": v for k, v in batch.items()
-                                if f"data.{k}" in data_inputs(model)})
+                                if f"data.{k}" in ports})
+    missing = [key for key in inputs if key not in env]
+    if missing:
+        raise UserError(f"the example_batch() of data source {type(model.data_source).__name__} "
+                        f"does not give {missing}")
     return tuple(env[key] for key in inputs)
 
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
+from neuralgraph.errors import UserError
 from neuralgraph.types import NeuralType
 
 __all__ = [
@@ -69,9 +70,20 @@ class DataSource:
     static check). ``dataloader`` builds the loader of one split from that split's YAML keys
     (``data.train``, ``data.validation``...); its keyword parameters are what the checker accepts.
     Batches are dicts keyed by output port name.
+
+    What core and domain models read besides, each with a default that says clearly what is
+    missing (a subclass overrides what it supports):
+
+    * ``inference_ports``: the output ports an inference or export run is fed (for audio:
+      ``("audio_signal", "audio_length")``, not the transcripts). Default: none declared, and
+      ``neuralgraph export`` says so.
+    * :meth:`example_batch`: inputs to trace an export with. Default: a UserError.
+    * :meth:`evaluation_split`: how a file or folder named by the user (``neuralgraph evaluate
+      --data PATH``) becomes the parameters of a split. Default: a UserError.
     """
 
     artifacts: ClassVar[tuple[str, ...]] = ()
+    inference_ports: ClassVar[tuple[str, ...]] = ()
 
     @property
     def output_types(self) -> dict[str, NeuralType]:
@@ -85,6 +97,30 @@ class DataSource:
     def validate(self, split: str, **split_params: Any) -> list[str]:
         """Problems found in a split's data before training (missing files...), one line each."""
         return []
+
+    def example_batch(self, batch: int = 2) -> dict[str, torch.Tensor]:
+        """A small batch ``{port: tensor}`` with the leading axis ``batch``, covering at least
+        the ``inference_ports``, to trace an export with (no file read).
+
+        Raises:
+            UserError: by default: this data source gives no example batch.
+        """
+        raise UserError(f"data source {type(self).__name__} gives no example_batch() to trace "
+                        "an export with; its class must define one")
+
+    def evaluation_split(self, path: str, **split_params: Any) -> dict[str, Any]:
+        """The keyword parameters of ``dataloader`` and ``validate`` for the data in ``path``.
+
+        ``path`` is a file or folder named by the user (``neuralgraph evaluate --data PATH``,
+        ``GraphModel.dataloader_for``); ``split_params`` are the graph's settings of the split
+        evaluated with the user's extra ones (``batch_size``...). An audio source returns them
+        with ``manifest_filepath=path``.
+
+        Raises:
+            UserError: by default: this data source cannot read a file named by the user.
+        """
+        raise UserError(f"data source {type(self).__name__} cannot evaluate a file; it declares "
+                        "no evaluation_split() that says how a path becomes its data")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -159,11 +159,18 @@ class AudioDataSource(ng.DataSource):
         <target_key>       (B, U) or (B,)   int64 targets, zero padded
         <target_length_key> (B,)  int64     targets per row (ones for scalar targets)
 
+    Public attributes (what domain models read): ``sample_rate``, the rate in Hz of
+    ``audio_signal``, at which files are read (resampled when they differ), and the
+    :class:`~neuralgraph.DataSource` declarations it implements: ``inference_ports``
+    (``audio_signal``, ``audio_length``), :meth:`example_batch` (random audio) and
+    :meth:`evaluation_split` (a manifest path becomes ``manifest_filepath``).
+
     A subclass declares ``target_key``, ``target_length_key`` and ``manifest_target`` (the
     manifest key validated: "text" or "label") and implements ``_vocabulary`` (what targets are
     checked against) and ``_target`` (an entry's target ids), plus ``output_types``.
     """
 
+    sample_rate: int
     target_key: ClassVar[str] = "transcripts"
     target_length_key: ClassVar[str] = "transcript_length"
     manifest_target: ClassVar[str] = "text"
@@ -177,6 +184,11 @@ class AudioDataSource(ng.DataSource):
             "audio_signal": 0.1 * torch.randn(batch, samples, generator=generator),
             "audio_length": torch.full((batch,), samples, dtype=torch.long),
         }
+
+    def evaluation_split(self, path: str, **split_params: Any) -> dict[str, Any]:
+        """The split parameters of a loader over the manifest ``path``: ``split_params`` with
+        ``manifest_filepath=path`` (a manifest, or several separated by commas)."""
+        return {**split_params, "manifest_filepath": path}
 
     def __init__(
         self,
