@@ -54,7 +54,7 @@ from neuralgraph.types import (
 if TYPE_CHECKING:
     from neuralgraph.graph import Graph
     from neuralgraph.metric import NeuralMetric
-    from neuralgraph.model import GraphModel
+    from neuralgraph.model import ExecutionPlan, GraphModel, PlannedNode
     from neuralgraph.module import (
         DataSource,
         NeuralModule,
@@ -76,6 +76,8 @@ _LAZY = {
     "typecheck": "neuralgraph.module",
     "Graph": "neuralgraph.graph",
     "GraphModel": "neuralgraph.model",
+    "ExecutionPlan": "neuralgraph.model",
+    "PlannedNode": "neuralgraph.model",
     "NeuralMetric": "neuralgraph.metric",
     "Progress": "neuralgraph.progress",
     "Registry": "neuralgraph.registry",
@@ -106,6 +108,7 @@ __all__ = [
     "ElementType",
     "EmbeddedTextType",
     "EncodedRepresentation",
+    "ExecutionPlan",
     "FloatType",
     "Graph",
     "GraphError",
@@ -126,6 +129,7 @@ __all__ = [
     "NeuralModule",
     "NeuralType",
     "NeuralTypeComparisonResult",
+    "PlannedNode",
     "PredictionsType",
     "Problem",
     "ProbsType",

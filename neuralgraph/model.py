@@ -4,16 +4,22 @@
 available, and returns ``{"node.port": tensor}``. Inference therefore runs without transcript
 ports: the loss and metric nodes are simply not reached. Execution plans are cached per set of
 given ports and training mode, so a step costs one dict lookup per edge.
+
+Domain models (``ASRModel``...) subclass :class:`GraphModel` and use only its public API:
+:meth:`GraphModel.execution_plan` says which nodes run from a set of known keys (an
+:class:`ExecutionPlan` of :class:`PlannedNode`), :meth:`GraphModel.run` runs them, from data
+ports or from any inner key, and ``model.plan.port_type(key)`` gives a key's type.
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytorch_lightning as pl
 import torch
 from torch import nn
@@ -24,7 +30,7 @@ from neuralgraph.graph import Graph
 from neuralgraph.module import check_value, is_typecheck_enabled, iter_outputs
 from neuralgraph.registry import get_registry
 
-__all__ = ["GraphModel", "NonFiniteLossError"]
+__all__ = ["ExecutionPlan", "GraphModel", "NonFiniteLossError", "PlannedNode"]
 
 DATA = "data"
 
@@ -35,6 +41,63 @@ class NonFiniteLossError(FloatingPointError):
     The CLI prints the message (with the step) and exits 1: it is not a mistake in the input,
     but the run cannot go on.
     """
+
+
+@attrs.frozen
+class PlannedNode:
+    """A node that runs in an :class:`ExecutionPlan`.
+
+    Attributes:
+        name: the node's name in the graph (its module is ``model.nodes[name]``).
+        inputs: input port -> the key that feeds it (``"data.audio_signal"``,
+            ``"encoder.outputs"``), for every input that has a value (an optional input whose
+            source is not known is left out, and the module gets its default).
+        outputs: the keys it computes, ``"name.port"`` in ``output_types`` order.
+    """
+
+    name: str
+    inputs: dict[str, str]
+    outputs: tuple[str, ...]
+
+
+@attrs.frozen
+class ExecutionPlan:
+    """What :meth:`GraphModel.run` computes from a set of known keys, in one mode.
+
+    A snapshot: building one is cheap, and changing it changes nothing that runs.
+
+    Attributes:
+        given: the keys known before the run (``"data.x"`` or ``"node.port"``).
+        training: the mode planned for (train_only nodes run only in training).
+        nodes: the nodes that run, in topological order. A node all of whose outputs are given
+            does not run (its value is the caller's); nor does one whose required inputs cannot
+            be computed (a loss without its targets).
+        passes: ``"node.port" -> source key`` for each train_only node skipped outside
+            training: its output is its input passed through, no module runs.
+    """
+
+    given: frozenset[str]
+    training: bool
+    nodes: tuple[PlannedNode, ...]
+    passes: dict[str, str]
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Every key the planned nodes compute, in the order they are computed (the given keys
+        and the passed-through ones are not among them)."""
+        return tuple(key for node in self.nodes for key in node.outputs)
+
+    @property
+    def sinks(self) -> tuple[str, ...]:
+        """The computed keys that no planned node reads, directly or through a pass: what the
+        run is for (log-probs and their lengths for a CTC model in eval mode)."""
+        consumed: set[str] = set()
+        for node in self.nodes:
+            for src in node.inputs.values():
+                while src not in consumed:
+                    consumed.add(src)
+                    src = self.passes.get(src, src)
+        return tuple(key for key in self.outputs if key not in consumed)
 
 
 class GraphModel(pl.LightningModule):
@@ -54,7 +117,8 @@ class GraphModel(pl.LightningModule):
         self.plan: Plan = graph.plan(get_registry())
         self.nodes = nn.ModuleDict({name: _build(p) for name, p in self.plan.nodes.items()})
         self.metrics = nn.ModuleDict({name: _build(p) for name, p in self.plan.metrics.items()})
-        self._compiled: dict[tuple[frozenset[str], bool], tuple[Any, ...]] = {}
+        # (given, training) or (given, training, wanted outputs) -> compiled steps
+        self._compiled: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._data_source: Any = None
         self.nonfinite_steps = 0
         self.nonfinite_policy = str(graph.config.get("nonfinite_loss", "skip"))
@@ -94,6 +158,46 @@ class GraphModel(pl.LightningModule):
             steps.append(("run", (name, self.nodes[name], edges, outputs)))
         return tuple(steps)
 
+    def _needed_steps(self, given: frozenset[str], training: bool,
+                      wanted: frozenset[str]) -> tuple[Any, ...]:
+        """The steps of ``_steps(given, training)`` that the keys ``wanted`` need."""
+        key = (given, training, wanted)
+        steps = self._compiled.get(key)
+        if steps is None:
+            steps = _prune(self._steps(given, training), given, wanted, training)
+            self._compiled[key] = steps
+        return steps
+
+    def execution_plan(self, given: Iterable[str], training: bool = False,
+                       outputs: Iterable[str] | None = None) -> ExecutionPlan:
+        """The nodes that :meth:`run` runs when the keys ``given`` are known.
+
+        Args:
+            given: known keys: data ports as ``"data.PORT"`` and inner outputs as
+                ``"node.port"`` (a run from ``"preprocessor.processed_signal"`` plans only what
+                follows the preprocessor).
+            training: plan for training mode (train_only nodes run) or eval mode (they pass
+                their input through).
+            outputs: plan only what these keys need (None: everything reachable).
+
+        Raises:
+            UserError: a key of ``outputs`` cannot be computed from ``given``.
+        """
+        known = frozenset(given)
+        if outputs is None:
+            steps = self._steps(known, training)
+        else:
+            steps = self._needed_steps(known, training, frozenset(outputs))
+        nodes: list[PlannedNode] = []
+        passes: dict[str, str] = {}
+        for kind, step in steps:
+            if kind == "pass":
+                passes.update(step)
+            else:
+                name, _, edges, keys = step
+                nodes.append(PlannedNode(name, dict(edges), keys))
+        return ExecutionPlan(known, training, tuple(nodes), passes)
+
     def forward(self, **data: torch.Tensor) -> dict[str, torch.Tensor]:
         """Run the graph on data ports (``audio_signal=...``); returns ``{"node.port": tensor}``.
 
@@ -102,14 +206,25 @@ class GraphModel(pl.LightningModule):
         env = self.run({f"{DATA}.{k}": v for k, v in data.items()})
         return {k: v for k, v in env.items() if not k.startswith(f"{DATA}.")}
 
-    def run(self, known: Mapping[str, Any]) -> dict[str, Any]:
+    def run(self, known: Mapping[str, Any],
+            outputs: Iterable[str] | None = None) -> dict[str, Any]:
         """Run what can be computed from ``known`` ({"data.x" or "node.port": value}).
+
+        ``known`` may start anywhere in the graph: given ``"preprocessor.processed_signal"``
+        and ``"preprocessor.processed_length"``, only the nodes after the preprocessor run.
+        ``outputs``: run only what these keys need (None: every node that can run; a key that
+        cannot be computed from ``known`` is a UserError). The nodes that run are those of
+        ``execution_plan(known, self.training, outputs)``, in the mode the model is in.
 
         Returns every value known afterwards, the given ones included.
         """
         env: dict[str, Any] = dict(known)
         checking = is_typecheck_enabled()
-        for kind, step in self._steps(frozenset(env), self.training):
+        if outputs is None:
+            steps = self._steps(frozenset(env), self.training)
+        else:
+            steps = self._needed_steps(frozenset(env), self.training, frozenset(outputs))
+        for kind, step in steps:
             if kind == "pass":
                 for out, src in step:
                     env[out] = env[src]
@@ -129,17 +244,10 @@ class GraphModel(pl.LightningModule):
                                 self.plan.nodes[name].output_types)
         return env
 
-    def sinks(self, given: Sequence[str]) -> list[str]:
-        """Outputs computed from ``given`` keys in eval mode that no computed node consumes."""
-        steps = self._steps(frozenset(given), False)
-        produced: list[str] = []
-        consumed: set[str] = set()
-        for kind, step in steps:
-            if kind == "run":
-                _, _, edges, outputs = step
-                produced.extend(outputs)
-                consumed.update(src for _, src in edges)
-        return [key for key in produced if key not in consumed]
+    def sinks(self, given: Iterable[str]) -> list[str]:
+        """Outputs computed from ``given`` keys in eval mode that no computed node consumes:
+        ``list(execution_plan(given).sinks)``."""
+        return list(self.execution_plan(given).sinks)
 
     @staticmethod
     def _typecheck(name: str, values: Mapping[str, Any], types: Mapping[str, Any]) -> None:
@@ -287,18 +395,31 @@ class GraphModel(pl.LightningModule):
             raise UserError(f"the graph has no data.{split} section")
         return self.data_source.dataloader(split, **params)
 
-    def dataloader_for(self, manifest: str | Path, split: str = "test",
+    def dataloader_for(self, path: str | Path, split: str = "test",
                        **params: Any) -> torch.utils.data.DataLoader:
-        """A loader over another data set, with the graph's split settings for ``split``."""
+        """A loader over the data in ``path`` (a file or folder: an audio manifest...).
+
+        The graph's settings of ``split`` (else of ``validation``; ``shuffle`` turned off)
+        updated with ``params`` are handed to the data source's
+        :meth:`~neuralgraph.DataSource.evaluation_split`, which puts ``path`` where its
+        ``dataloader`` reads it; the data is validated before the loader is built.
+
+        Raises:
+            UserError: the model has no data source, the data source declares no
+                ``evaluation_split`` (it cannot read a file named by the user), or the data
+                has problems.
+        """
         if self.plan.data is None:
-            raise UserError("the model has no data source to read a manifest with")
+            raise UserError("the model has no data source to read evaluation data with")
         base = dict(self.plan.data.splits.get(split) or self.plan.data.splits.get(
             "validation") or {})
-        base.update(manifest_filepath=str(manifest), shuffle=False, **params)
-        problems = self.data_source.validate(split, **base)
+        if "shuffle" in base:
+            base["shuffle"] = False
+        split_params = self.data_source.evaluation_split(str(path), **{**base, **params})
+        problems = self.data_source.validate(split, **split_params)
         if problems:
             raise UserError("the data has problems:\n" + "\n".join(problems[:20]))
-        return self.data_source.dataloader(split, **base)
+        return self.data_source.dataloader(split, **split_params)
 
     @torch.no_grad()
     def evaluate(self, loader: Any) -> dict[str, float]:
@@ -346,3 +467,29 @@ class GraphModel(pl.LightningModule):
 
 def _build(plan: NodePlan) -> nn.Module:
     return plan.cls(**plan.params)
+
+
+def _prune(steps: tuple[Any, ...], given: frozenset[str], wanted: frozenset[str],
+           training: bool) -> tuple[Any, ...]:
+    """The compiled ``steps`` that computing ``wanted`` needs, walked back from the end."""
+    needed = set(wanted)
+    reachable = set(given)
+    kept: list[Any] = []
+    for kind, step in reversed(steps):
+        if kind == "pass":
+            reachable.update(out for out, _ in step)
+            passes = tuple((out, src) for out, src in step if out in needed)
+            if passes:
+                needed.update(src for _, src in passes)
+                kept.append((kind, passes))
+            continue
+        _, _, edges, outputs = step
+        reachable.update(outputs)
+        if any(key in needed for key in outputs):
+            needed.update(src for _, src in edges)
+            kept.append((kind, step))
+    missing = sorted(wanted - reachable)
+    if missing:
+        mode = "training" if training else "eval"
+        raise UserError(f"cannot compute {missing} from {sorted(given)} in {mode} mode")
+    return tuple(reversed(kept))
