@@ -64,6 +64,7 @@ if TYPE_CHECKING:
         typecheck,
     )
     from neuralgraph.registry import Registry
+    from neuralgraph.validators import ParameterError
 
 __version__ = "0.1.0"
 
@@ -82,6 +83,8 @@ _LAZY = {
     "Progress": "neuralgraph.progress",
     "Registry": "neuralgraph.registry",
     "get_registry": "neuralgraph.registry",
+    "ParameterError": "neuralgraph.validators",
+    "validators": "neuralgraph.validators",  # the module itself
 }
 
 
@@ -89,7 +92,8 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        module = importlib.import_module(_LAZY[name])
+        value = module if module.__name__ == f"neuralgraph.{name}" else getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'neuralgraph' has no attribute {name!r}")
@@ -129,6 +133,7 @@ __all__ = [
     "NeuralModule",
     "NeuralType",
     "NeuralTypeComparisonResult",
+    "ParameterError",
     "PlannedNode",
     "PredictionsType",
     "Problem",
@@ -152,4 +157,5 @@ __all__ = [
     "is_typecheck_enabled",
     "set_typecheck",
     "typecheck",
+    "validators",
 ]
