@@ -14,18 +14,19 @@ run options, ``optim`` and ``trainer`` with its precision) is checked by
 from __future__ import annotations
 
 import difflib
-import functools
-import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 import networkx as nx
 
+from neuralgraph._problems import _check_params, _mapping, _Problems, _suggest
 from neuralgraph.config import LineIndex
 from neuralgraph.errors import Problem, UserError
 from neuralgraph.registry import NODE_KINDS, Registry
+from neuralgraph.trainer_checks import _check_optim, _check_run_options, _check_trainer
 from neuralgraph.types import AxisType, LossType, NeuralType, NeuralTypeComparisonResult, accepts
+from neuralgraph.validators import ParameterError
 
 __all__ = ["DataPlan", "NodePlan", "Plan", "check"]
 
@@ -88,34 +89,9 @@ class Plan:
         return plan.output_types.get(port) if plan else None
 
 
-class _Problems:
-    """Collects problems, locating each by its key path in the graph file."""
-
-    def __init__(self, index: LineIndex) -> None:
-        self.index = index
-        self.items: list[Problem] = []
-
-    def error(self, message: str, *path: str | int, node: str | None = None,
-              port: str | None = None, **fields: str | None) -> None:
-        self.items.append(Problem(message, self.index.locate(*path), node, port, "error",
-                                  key=_key(path), **fields))
-
-    def warn(self, message: str, *path: str | int, node: str | None = None,
-             port: str | None = None) -> None:
-        self.items.append(Problem(message, self.index.locate(*path), node, port, "warning",
-                                  key=_key(path)))
-
-    @property
-    def has_errors(self) -> bool:
-        return any(p.severity == "error" for p in self.items)
-
-
 def check(config: Mapping[str, Any], index: LineIndex, registry: Registry) -> tuple[Plan | None,
                                                                                       list[Problem]]:
     """Check a resolved graph config; return the plan (None when there are errors) and problems."""
-    # imported here, not at the top: trainer_checks builds on this module's helpers
-    from neuralgraph.trainer_checks import _check_optim, _check_run_options, _check_trainer
-
     problems = _Problems(index)
     _check_top(config, problems)
     _check_run_options(config, problems)
@@ -147,7 +123,8 @@ def check(config: Mapping[str, Any], index: LineIndex, registry: Registry) -> tu
                 producers=nodes)
     loss = _check_loss(config.get("loss"), nodes, problems)
     optim = _check_optim(config.get("optim"), registry, problems)
-    trainer = _check_trainer(config.get("trainer"), nodes, problems, metrics)
+    trainer = _check_trainer(config.get("trainer"), {"node": _classes(nodes),
+                                                     "metric": _classes(metrics)}, problems)
     if problems.has_errors or order is None:
         return None, problems.items
     plan = Plan(
@@ -162,16 +139,11 @@ def check(config: Mapping[str, Any], index: LineIndex, registry: Registry) -> tu
     return plan, problems.items
 
 
-def _key(path: tuple[str | int, ...]) -> str | None:
-    return ".".join(map(str, path)) if path else None
+def _classes(plans: Mapping[str, NodePlan | None]) -> dict[str, type | None]:
+    return {name: plan.cls if plan is not None else None for name, plan in plans.items()}
 
 
 # --- structure -------------------------------------------------------------------------------
-
-
-def _suggest(name: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def _check_top(config: Mapping[str, Any], problems: _Problems) -> None:
@@ -186,16 +158,6 @@ def _check_top(config: Mapping[str, Any], problems: _Problems) -> None:
     name = config.get("name")
     if name is not None and not isinstance(name, str):
         problems.error(f"'name' must be a string (got {name!r})", "name")
-
-
-def _mapping(value: Any, problems: _Problems, what: str, *path: str | int) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        problems.error(f"{what} must be a mapping (got {value!r} that is a "
-                       f"{type(value).__name__})", *path)
-        return {}
-    return dict(value)
 
 
 def _node_specs(nodes: Any, problems: _Problems) -> dict[str, Mapping[str, Any]]:
@@ -218,56 +180,30 @@ def _node_specs(nodes: Any, problems: _Problems) -> dict[str, Mapping[str, Any]]
 # --- parameters and instantiation ------------------------------------------------------------
 
 
-@functools.cache
-def _signature(obj: Callable[..., Any], skip: tuple[str, ...] = ()) -> tuple[
-        dict[str, inspect.Parameter], bool]:
-    """Parameters a callable accepts by keyword (minus ``skip``) and whether it takes **kwargs."""
-    target = obj.__init__ if inspect.isclass(obj) else obj  # type: ignore[misc]
-    params = inspect.signature(target).parameters
-    accepted = {
-        name: p for name, p in params.items()
-        if name not in ("self", *skip)
-        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
-    var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    return accepted, var_kw
-
-
-def _check_params(params: Mapping[str, Any], obj: Callable[..., Any], problems: _Problems,
-                  what: str, path: tuple[str | int, ...], skip: tuple[str, ...] = (),
-                  node: str | None = None, params_key: str | None = "params") -> bool:
-    """Unknown and missing parameters against ``obj``'s signature; True when all is well."""
-    accepted, var_kw = _signature(obj, skip)
-    ok = True
-    ppath = (*path, params_key) if params_key else path
-    if not var_kw:
-        for key in params:
-            if key not in accepted:
-                problems.error(f"{what} has no parameter '{key}'{_suggest(key, accepted)} "
-                               f"(it takes: {', '.join(accepted) or 'none'})",
-                               *ppath, key, node=node)
-                ok = False
-    for name, p in accepted.items():
-        if p.default is p.empty and name not in params:
-            problems.error(f"{what} needs the parameter '{name}'", *ppath, node=node)
-            ok = False
-    return ok
-
-
 def _instantiate(cls: type, params: Mapping[str, Any], problems: _Problems, what: str,
                  path: tuple[str | int, ...], node: str | None) -> Any:
-    """Build ``cls(**params)`` on the meta device; a constructor error becomes a problem."""
+    """Build ``cls(**params)`` on the meta device; a constructor error becomes a problem (at
+    the parameter's own line when the constructor names it with a ParameterError)."""
     import torch
 
     try:
         with torch.device("meta"):
             return cls(**params)
+    except ParameterError as exc:
+        _parameter_problem(exc, problems, (*path, "params"), node)
     except (ValueError, TypeError, KeyError, AssertionError, UserError) as exc:
         problems.error(f"bad parameter for {what}: {exc}", *path, "params", node=node)
     except Exception as exc:  # a constructor that cannot run on meta: report, don't crash
         problems.error(f"{what} could not be built with these parameters: "
                        f"{type(exc).__name__}: {exc}", *path, "params", node=node)
     return None
+
+
+def _parameter_problem(exc: ParameterError, problems: _Problems, params: tuple[str | int, ...],
+                       node: str | None = None) -> None:
+    """Report a constructor's ParameterError at the parameter's key under ``params`` (or at the
+    deepest part of it that the file has: ``params`` itself for a default value)."""
+    problems.error(str(exc), *problems.parameter_path(params, exc.parameter), node=node)
 
 
 def _port_types(instance: Any, problems: _Problems, what: str, path: tuple[str | int, ...],
@@ -357,6 +293,9 @@ def _check_data(data_cfg: Any, registry: Registry, problems: _Problems) -> DataP
     try:
         instance = entry.obj(**params)
         output_types = dict(instance.output_types)
+    except ParameterError as exc:
+        _parameter_problem(exc, problems, ("data", "params"))
+        return None
     except (ValueError, TypeError, KeyError, UserError) as exc:
         problems.error(f"bad parameter for {what}: {exc}", "data", "params")
         return None

@@ -16,27 +16,26 @@ import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
-from neuralgraph.checker import NodePlan, _check_params, _mapping, _Problems, _suggest
+from neuralgraph._problems import _check_params, _mapping, _Problems, _suggest
 from neuralgraph.errors import UserError
 from neuralgraph.registry import Registry
+from neuralgraph.validators import and_, between, ge, instance_of, positive_int
 
 __all__ = ["PRECISIONS", "PRECISION_ALIASES", "normalize_precision", "resolve_accelerator",
            "unsupported_precision", "trainer_parameters"]
 
 CHECKPOINT_KEYS = ("every_n_train_steps", "save_top_k", "monitor", "mode")
+_SEED = and_(instance_of(int), between(0, 2**32, high_open=True))
+_SAVE_TOP_K = and_(instance_of(int), ge(-1))
 
 
 # --- run options -----------------------------------------------------------------------------
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check_run_options(config: Mapping[str, Any], problems: _Problems) -> None:
     """``seed``, ``nonfinite_loss`` and ``checkpoint``: read by ``neuralgraph train``."""
     seed = config.get("seed")
-    if seed is not None and not (_is_int(seed) and 0 <= seed < 2**32):
+    if seed is not None and not _SEED.accepts(seed):
         problems.error(f"'seed' must be an int in [0, 2**32) (got {seed!r})", "seed")
     policy = config.get("nonfinite_loss")
     if policy is not None and policy not in ("skip", "stop"):
@@ -49,10 +48,10 @@ def _check_run_options(config: Mapping[str, Any], problems: _Problems) -> None:
                            f"{_suggest(str(key), CHECKPOINT_KEYS)} "
                            f"(keys: {', '.join(CHECKPOINT_KEYS)})", "checkpoint", key)
         elif key == "every_n_train_steps" and value is not None and \
-                not (_is_int(value) and value > 0):
+                not positive_int.accepts(value):
             problems.error(f"checkpoint.every_n_train_steps must be a positive int (got {value!r})",
                            "checkpoint", key)
-        elif key == "save_top_k" and not (_is_int(value) and value >= -1):
+        elif key == "save_top_k" and not _SAVE_TOP_K.accepts(value):
             problems.error(f"checkpoint.save_top_k must be an int >= -1 (got {value!r})",
                            "checkpoint", key)
         elif key == "monitor" and value is not None and not isinstance(value, str):
@@ -95,7 +94,7 @@ def _check_optim(optim: Any, registry: Registry, problems: _Problems) -> dict[st
             return cfg
         sched_params = {k: v for k, v in sched_cfg.items() if k not in ("name", "max_steps")}
         max_steps = sched_cfg.get("max_steps")
-        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+        if max_steps is not None and not positive_int.accepts(max_steps):
             problems.error(f"optim.sched.max_steps must be a positive int (got {max_steps!r})",
                            "optim", "sched", "max_steps")
         _check_params(sched_params, sched_factory, problems, f"scheduler '{sched_name}'",
@@ -103,15 +102,17 @@ def _check_optim(optim: Any, registry: Registry, problems: _Problems) -> dict[st
     return cfg
 
 
-def _check_trainer(trainer: Any, nodes: Mapping[str, NodePlan | None], problems: _Problems,
-                   metrics: Mapping[str, NodePlan | None] | None = None) -> dict[str, Any]:
+def _check_trainer(trainer: Any, classes: Mapping[str, Mapping[str, type | None]],
+                   problems: _Problems) -> dict[str, Any]:
+    """The Trainer's arguments and its precision; ``classes`` maps "node" and "metric" to each
+    one's class (None where it has a problem of its own)."""
     cfg = _mapping(trainer, problems, "'trainer'", "trainer")
     accepted = trainer_parameters()
     for key in cfg:
         if accepted and key not in accepted:
             problems.error(f"'{key}' is not a Lightning Trainer argument"
                            f"{_suggest(key, accepted)}", "trainer", key)
-    _check_precision(cfg, {"node": nodes, "metric": metrics or {}}, problems)
+    _check_precision(cfg, classes, problems)
     return cfg
 
 
@@ -168,7 +169,7 @@ def unsupported_precision(cls: type, precision: str, accelerator: str) -> str | 
     return None
 
 
-def _check_precision(cfg: Mapping[str, Any], parts: Mapping[str, Mapping[str, NodePlan | None]],
+def _check_precision(cfg: Mapping[str, Any], parts: Mapping[str, Mapping[str, type | None]],
                      problems: _Problems) -> None:
     """A known precision, and no node or metric that declares it cannot run with it here."""
     given = cfg.get("precision", "32-true")
@@ -186,12 +187,12 @@ def _check_precision(cfg: Mapping[str, Any], parts: Mapping[str, Mapping[str, No
                       "(fp16 autocast is GPU only); write bf16-mixed to say so",
                       "trainer", "precision")
     for kind, plans in parts.items():
-        for name, plan in plans.items():
-            if plan is None:
+        for name, cls in plans.items():
+            if cls is None:
                 continue
-            reason = unsupported_precision(plan.cls, effective, accelerator)
+            reason = unsupported_precision(cls, effective, accelerator)
             if reason:
-                problems.error(f"{kind} '{name}' ({plan.cls.__name__}) cannot run with precision "
+                problems.error(f"{kind} '{name}' ({cls.__name__}) cannot run with precision "
                                f"{precision} on {accelerator}{note}: {reason}",
                                "trainer", "precision", node=name)
 

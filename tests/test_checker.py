@@ -9,6 +9,7 @@ import pytest
 
 import neuralgraph as ng
 from neuralgraph.errors import GraphError
+from neuralgraph.validators import check, in_, odd, positive_int
 
 BASE = """\
 name: t
@@ -145,6 +146,106 @@ class TestParams:
         (problem,) = problems(path)
         assert "did you mean 'max_epochs'" in problem.message
         assert problem.location.line == line_of(path, "max_epoch")
+
+
+class Stack(ng.NeuralModule):
+    """Blocks of odd kernels: a module whose constructor names its bad parameters."""
+
+    def __init__(self, width: int = 32, mode: str = "avg",
+                 blocks: list[dict[str, int]] | None = None) -> None:
+        super().__init__()
+        check("width", width, positive_int)
+        check("mode", mode, in_(("avg", "max")))
+        for i, block in enumerate(blocks or []):
+            check(f"blocks.{i}.kernel", block.get("kernel"), positive_int, odd)
+        check("hidden", width // 16, positive_int)  # derived: not a key of the file
+        if width > 64:
+            raise ValueError(f"width must be <= 64 (got {width})")
+        self.width = width
+
+    @property
+    def input_types(self) -> dict[str, ng.NeuralType]:
+        return {}
+
+    @property
+    def output_types(self) -> dict[str, ng.NeuralType]:
+        return {"y": ng.NeuralType(("B", "D"), ng.FloatType())}
+
+
+STACK = """\
+name: p
+nodes:
+  stack:
+    module: Stack
+    params:
+      width: 32
+      mode: avg
+      blocks:
+      - kernel: 3
+      - {kernel: 5}
+"""
+
+
+def stack_problems(tmp_path: Path, text: str, overrides: list[str] | None = None) -> list[
+        ng.Problem]:
+    registry = ng.Registry()
+    registry.add_module(Stack)
+    with pytest.raises(GraphError) as info:
+        ng.Graph.from_yaml(write(tmp_path, text), overrides or []).plan(registry)
+    return info.value.errors
+
+
+class TestParameterErrors:
+    def test_at_the_parameters_own_line(self, tmp_path: Path) -> None:
+        """A ParameterError is reported at the parameter's key, with its name, the requirement
+        and the value."""
+        path = write(tmp_path, STACK.replace("mode: avg", "mode: sum"))
+        (problem,) = stack_problems(tmp_path, STACK.replace("mode: avg", "mode: sum"))
+        assert problem.location.line == line_of(path, "mode: sum")
+        assert problem.key == "nodes.stack.params.mode"
+        assert problem.node == "stack"
+        assert problem.message == "'mode' must be one of 'avg', 'max' (got 'sum')"
+
+    def test_nested_key_in_a_list(self, tmp_path: Path) -> None:
+        """A dotted sub-key (blocks.1.kernel) points at that list item's own key."""
+        text = STACK.replace("{kernel: 5}", "{kernel: 4}").replace("kernel: 3", "kernel: 7")
+        (problem,) = stack_problems(tmp_path, text)
+        path = write(tmp_path, text)
+        assert problem.location.line == line_of(path, "{kernel: 4}")
+        assert problem.location.column == line_of_column(path, "kernel: 4")
+        assert problem.key == "nodes.stack.params.blocks.1.kernel"
+        assert problem.message == "'blocks[1].kernel' must be an odd positive int (got 4)"
+        text = STACK.replace("kernel: 3", "kernel: 0")
+        (problem,) = stack_problems(tmp_path, text)
+        assert problem.location.line == line_of(write(tmp_path, text), "kernel: 0")
+
+    def test_key_not_in_the_file(self, tmp_path: Path) -> None:
+        """A parameter the file does not write (a derived value) falls back to params' line."""
+        text = STACK.replace("width: 32", "width: 8")
+        (problem,) = stack_problems(tmp_path, text)
+        assert problem.location.line == line_of(write(tmp_path, text), "params:")
+        assert problem.message == "'hidden' must be a positive int (got 0)"
+
+    def test_set_by_an_override(self, tmp_path: Path) -> None:
+        """A bad value given on the command line is reported at that override."""
+        (problem,) = stack_problems(tmp_path, STACK, ["nodes.stack.params.width=true"])
+        assert "override #1" in str(problem.location)
+        assert problem.message == "'width' must be a positive int (got True that is a bool)"
+
+    def test_plain_value_error_stays_at_params(self, tmp_path: Path) -> None:
+        """A constructor's plain ValueError is reported at the node's params, as before."""
+        text = STACK.replace("width: 32", "width: 128")
+        (problem,) = stack_problems(tmp_path, text)
+        assert problem.location.line == line_of(write(tmp_path, text), "params:")
+        assert "bad parameter for Stack (node 'stack'): width must be <= 64" in problem.message
+
+
+def line_of_column(path: Path, needle: str) -> int:
+    """The 1-based column of ``needle`` on its line."""
+    for line in path.read_text().splitlines():
+        if needle in line:
+            return line.index(needle) + 1
+    raise AssertionError(needle)
 
 
 class TestTypes:
