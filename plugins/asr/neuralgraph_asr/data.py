@@ -30,7 +30,11 @@ __all__ = ["AudioToBPEDataset", "AudioToCharDataset", "AudioToClassificationLabe
 
 class _TranscriptDataSource(AudioDataSource):
     """Audio and tokenized transcripts: what the char and BPE sources share (``self.tokenizer``
-    is a CharTokenizer or a SentencePieceTokenizer)."""
+    is a CharTokenizer or a SentencePieceTokenizer).
+
+    Public, for ``ASRModel`` and decoders: ``vocab_size``, ``tokens``, ``text_to_ids``,
+    ``ids_to_text`` and ``sample_rate``.
+    """
 
     tokenizer: CharTokenizer | SentencePieceTokenizer
 
@@ -38,6 +42,14 @@ class _TranscriptDataSource(AudioDataSource):
     def vocab_size(self) -> int:
         """Number of tokens (the CTC blank comes after them)."""
         return self.tokenizer.vocab_size
+
+    @property
+    def tokens(self) -> list[str]:
+        """The text of each token id, ``vocab_size`` of them: the labels of a character
+        vocabulary, the pieces of a SentencePiece one (``▁`` starts a word)."""
+        if isinstance(self.tokenizer, CharTokenizer):
+            return list(self.tokenizer.labels)
+        return list(self.tokenizer.tokens)
 
     @property
     def output_types(self) -> dict[str, ng.NeuralType]:

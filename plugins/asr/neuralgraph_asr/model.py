@@ -2,6 +2,10 @@
 
 It needs nothing from the graph but its data ports ``audio_signal``/``audio_length`` and one
 output of type LogprobsType (B, T, D) with its LengthsType lengths: any CTC graph qualifies.
+From the data source it reads ``sample_rate`` (an ``AudioDataSource``), ``vocab_size`` (the
+CTC blank's id), ``tokens`` (beam search) and ``ids_to_text``. It is built on GraphModel's
+public API only: ``execution_plan`` finds the outputs, ``run`` runs the graph from the audio
+and, for VTLN, again from the warped mel features.
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ class ASRModel(ng.GraphModel):
 
     def _outputs(self) -> tuple[str, str]:
         """Keys of the log-probs and their lengths reached from audio in eval mode."""
-        sinks = self.sinks(AUDIO_INPUTS)
+        plan = self.execution_plan(AUDIO_INPUTS)
+        sinks = plan.sinks
         logprobs = [k for k in sinks if isinstance(self._type(k), ng.LogprobsType)]
         if not logprobs:
             raise ng.UserError("this graph computes no LogprobsType output from audio alone; "
                                "it cannot transcribe")
-        lengths = [k for k in self._reached() if isinstance(self._type(k), ng.LengthsType)
+        lengths = [k for k in plan.outputs if isinstance(self._type(k), ng.LengthsType)
                    and k.split(".")[0] != logprobs[0].split(".")[0]]
         encoded = [k for k in lengths if k in sinks] or lengths
         return logprobs[0], encoded[-1]
@@ -45,13 +50,6 @@ class ASRModel(ng.GraphModel):
     def _type(self, key: str) -> ng.ElementType | None:
         found = self.plan.port_type(key)
         return found.elements_type if found is not None else None
-
-    def _reached(self) -> list[str]:
-        keys: list[str] = []
-        for kind, step in self._steps(frozenset(AUDIO_INPUTS), False):
-            if kind == "run":
-                keys.extend(step[3])
-        return keys
 
     def _mel_features(self) -> tuple[str, str, Any]:
         """Keys of the mel spectrogram and its lengths, and a warper of its filterbank."""
@@ -113,7 +111,8 @@ class ASRModel(ng.GraphModel):
             mel = mel or self._mel_features()
             spec_key, spec_lengths_key, warper = mel
             spec = warper.warp(env[spec_key], factors.to(env[spec_key].device))
-            out = self.run({spec_key: spec, spec_lengths_key: env[spec_lengths_key]})
+            out = self.run({spec_key: spec, spec_lengths_key: env[spec_lengths_key]},
+                           outputs=(logprobs_key, lengths_key))
             results.append((out[logprobs_key], out[lengths_key]))
         return results
 
@@ -127,12 +126,11 @@ class ASRModel(ng.GraphModel):
         from neuralgraph_asr.decoding import CTCBeamSearchDecoder, ctc_greedy_decode
 
         source = self.data_source
-        blank = _vocab_size(source)
+        blank = source.vocab_size
         if decoder == "greedy":
             return lambda lp, n: ctc_greedy_decode(lp, n, blank)
         if decoder == "beam":
-            tokens = _tokens(source)
-            beam = CTCBeamSearchDecoder(tokens, blank=blank, **options)
+            beam = CTCBeamSearchDecoder(source.tokens, blank=blank, **options)
             return beam.decode
         raise ng.UserError(f"decoder must be 'greedy' or 'beam' (got {decoder!r})")
 
@@ -191,9 +189,14 @@ class ASRModel(ng.GraphModel):
 
     def _read(self, paths: Sequence[str | Path]) -> list[torch.Tensor]:
         """Waveforms (T_i,) of audio files at the model's rate; a bad file is a UserError."""
-        from neuralgraph_audio import read_audio
+        from neuralgraph_audio import AudioDataSource, read_audio
 
-        rate = int(getattr(self.data_source, "sample_rate", 16000))
+        source = self.data_source
+        if not isinstance(source, AudioDataSource):
+            raise ng.UserError(f"ASRModel reads audio at its data source's sample_rate, but the "
+                               f"graph's data source ({type(source).__name__}) is not an "
+                               "AudioDataSource")
+        rate = source.sample_rate
         audio = []
         for path in paths:
             if not Path(path).is_file():
@@ -203,15 +206,3 @@ class ASRModel(ng.GraphModel):
             except RuntimeError as exc:  # soundfile's error for unreadable audio
                 raise ng.UserError(f"cannot read audio {path}: {exc}") from None
         return audio
-
-
-def _vocab_size(source: Any) -> int:
-    if hasattr(source, "labels"):
-        return len(source.labels)
-    return int(source.vocab_size)
-
-
-def _tokens(source: Any) -> list[str]:
-    if hasattr(source, "labels"):
-        return list(source.labels)
-    return list(source.tokenizer.tokens)
