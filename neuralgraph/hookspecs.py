@@ -67,6 +67,16 @@ def register_schedulers(registry: Registry) -> None:
     """Add LR scheduler factories ``f(optimizer, *, max_steps, **kwargs)``: ``add_scheduler``."""
 
 
+@hookspec
+def register_callbacks(registry: Registry) -> None:
+    """Add Lightning callbacks for ``neuralgraph train``: ``registry.add_callback(name, f)``.
+
+    ``f(graph)`` is called once per run (in every process of a multi-process run) with the
+    checked :class:`~neuralgraph.Graph`, and returns a ``pytorch_lightning.Callback`` for that
+    run or None (for example when the graph uses none of the plugin's modules).
+    """
+
+
 # --- command line ----------------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from neuralgraph.errors import UserError
 __all__ = ["Entry", "PluginInfo", "Registry", "UnknownNameError", "get_registry", "reset_registry"]
 
 KINDS = ("module", "loss", "metric", "data_source", "element_type", "optimizer", "scheduler",
-         "command")
+         "callback", "command")
 NODE_KINDS = ("module", "loss")  # what `nodes.X.module` may name
 
 ENTRY_POINT_GROUP = "neuralgraph"
@@ -106,6 +106,10 @@ class Registry:
     def add_scheduler(self, name: str, factory: Callable[..., Any]) -> None:
         """Register ``factory(optimizer, *, max_steps, **kwargs) -> LRScheduler``."""
         self._add("scheduler", name, factory)
+
+    def add_callback(self, name: str, factory: Callable[[Any], Any]) -> None:
+        """Register ``factory(graph) -> pytorch_lightning.Callback | None`` for ``train``."""
+        self._add("callback", name, factory)
 
     def add_command(
         self,
@@ -250,6 +254,7 @@ _HOOK_ORDER = (
     "register_data_sources",
     "register_optimizers",
     "register_schedulers",
+    "register_callbacks",
     "register_commands",
 )
 
@@ -263,6 +268,7 @@ def _kind_label(kinds: tuple[str, ...]) -> str:
         "element_type": "element type",
         "optimizer": "optimizer",
         "scheduler": "scheduler",
+        "callback": "callback",
         "command": "command",
     }
     return "/".join(dict.fromkeys(labels[k] for k in kinds))

@@ -22,6 +22,7 @@ from typing import Any
 
 from neuralgraph.errors import UserError
 from neuralgraph.graph import Graph
+from neuralgraph.registry import Registry, get_registry
 
 __all__ = ["train"]
 
@@ -131,6 +132,7 @@ def _trainer_kwargs(graph: Graph, directory: Path) -> dict[str, Any]:
         ExactResume()]  # a resumed run draws the random numbers the killed run would have
     if not interactive:
         callbacks.append(LogLines())
+    callbacks.extend(plugin_callbacks(graph))
     logger = TensorBoardLogger(save_dir=str(directory.parent.parent), name=graph.name,
                                version=directory.name, default_hp_metric=False)
     kwargs: dict[str, Any] = {
@@ -144,6 +146,33 @@ def _trainer_kwargs(graph: Graph, directory: Path) -> dict[str, Any]:
     if "callbacks" in cfg:
         raise UserError("trainer.callbacks cannot be set in a graph file")
     return kwargs
+
+
+def plugin_callbacks(graph: Graph, registry: Registry | None = None) -> list[Any]:
+    """The Lightning callbacks that plugins contribute to this run (``register_callbacks``).
+
+    Each factory is called with the graph; None means "not for this run". A factory that raises
+    or returns something else than a Callback is reported as that plugin's error.
+    """
+    import pytorch_lightning as pl
+
+    callbacks = []
+    for entry in (registry or get_registry()).entries("callback"):
+        where = f"plugin '{entry.plugin}' (callback '{entry.name}')"
+        try:
+            callback = entry.obj(graph)
+        except UserError as exc:
+            raise UserError(f"{where}: {exc}") from exc
+        except Exception as exc:  # a plugin's bug: name the plugin, not a Lightning traceback
+            raise UserError(f"{where} failed for the graph '{graph.name}': "
+                            f"{type(exc).__name__}: {exc}") from exc
+        if callback is None:
+            continue
+        if not isinstance(callback, pl.Callback):
+            raise UserError(f"{where}: the factory must return a pytorch_lightning.Callback or "
+                            f"None (got {callback!r} that is a {type(callback).__name__})")
+        callbacks.append(callback)
+    return callbacks
 
 
 class _NoAdverts(logging.Filter):

@@ -32,6 +32,7 @@ HOOK_KIND = {
     "register_data_sources": "data_source",
     "register_optimizers": "optimizer",
     "register_schedulers": "scheduler",
+    "register_callbacks": "callback",
     "register_commands": "command",
 }
 DOCUMENTED_KINDS = ("module", "loss", "metric", "data_source", "element_type", "optimizer",
@@ -131,6 +132,11 @@ def _exercise(entry: Entry) -> None:
         scheduler = obj(optimizer, max_steps=10)
         optimizer.step()
         scheduler.step()
+    elif entry.kind == "callback":
+        import pytorch_lightning as pl
+
+        callback = obj(ng.Graph.from_yaml(ROOT / "tests" / "toy" / "regression.yaml"))
+        assert callback is None or isinstance(callback, pl.Callback)
     else:
         configure, _ = obj
         configure(argparse.ArgumentParser())

@@ -23,13 +23,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 import neuralgraph as ng
 from neuralgraph import cli
 from neuralgraph.errors import GraphError, UserError
 from neuralgraph.info import describe
-from neuralgraph.registry import Registry, UnknownNameError, get_registry, reset_registry
+from neuralgraph.registry import (
+    Registry,
+    UnknownNameError,
+    get_registry,
+    reset_registry,
+)
+from neuralgraph.train import plugin_callbacks
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "examples" / "plugin_template"
@@ -147,6 +155,21 @@ def constant_lr(optimizer: torch.optim.Optimizer, *, max_steps: int,
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=factor, total_iters=max_steps)
 
 
+class EpochCounter(pl.Callback):
+    """Counts the training epochs that end."""
+
+    def __init__(self) -> None:
+        self.epochs = 0
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.epochs += 1
+
+
+def count_epochs(graph: ng.Graph) -> EpochCounter | None:
+    """An EpochCounter for the graph named every_hook; no callback for other graphs."""
+    return EpochCounter() if graph.name == "every_hook" else None
+
+
 def _configure_hello(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="world")
 
@@ -175,6 +198,7 @@ EVERY_HOOK: dict[str, Hook] = {
     "register_data_sources": lambda registry: registry.add_data_source(Ones),
     "register_optimizers": lambda registry: registry.add_optimizer("halving_sgd", halving_sgd),
     "register_schedulers": lambda registry: registry.add_scheduler("constant_lr", constant_lr),
+    "register_callbacks": lambda registry: registry.add_callback("count_epochs", count_epochs),
     "register_commands": lambda registry: registry.add_command(
         "hello", _configure_hello, _run_hello, help="print a greeting"),
 }
@@ -253,11 +277,12 @@ class TestEveryHook:
         return registry
 
     def test_each_hook_adds_its_kind(self, registry: Registry) -> None:
-        """Each of the eight hooks adds one entry of its kind under the plugin's name."""
+        """Each of the nine hooks adds one entry of its kind under the plugin's name."""
         assert registry.by_plugin("every") == {
             "module": ["Scale"], "loss": ["SumLoss"], "metric": ["MeanValue"],
             "data_source": ["Ones"], "element_type": ["PitchType"],
-            "optimizer": ["halving_sgd"], "scheduler": ["constant_lr"], "command": ["hello"],
+            "optimizer": ["halving_sgd"], "scheduler": ["constant_lr"],
+            "callback": ["count_epochs"], "command": ["hello"],
         }
 
     def test_register_element_types(self, registry: Registry) -> None:
@@ -288,6 +313,16 @@ class TestEveryHook:
         entry = registry.get("command", "hello")
         assert entry.obj == (_configure_hello, _run_hello) and entry.help == "print a greeting"
 
+    def test_register_callbacks(self, registry: Registry) -> None:
+        """register_callbacks: the factory decides per graph; train gets its Callback."""
+        assert registry.get("callback", "every.count_epochs").obj is count_epochs
+        graph = ng.Graph.from_string(GRAPH.replace("SCALE", "Scale"))
+        [callback] = plugin_callbacks(graph, registry)
+        assert isinstance(callback, EpochCounter)
+        other = ng.Graph.from_string(GRAPH.replace("SCALE", "Scale").replace(
+            "name: every_hook", "name: other"))
+        assert plugin_callbacks(other, registry) == []
+
     def test_hooks_run_in_a_fixed_order(self) -> None:
         """Element types are registered first and commands last, whatever the module order."""
         order: list[str] = []
@@ -295,6 +330,99 @@ class TestEveryHook:
                  for name in reversed(list(EVERY_HOOK))}
         Registry().register_plugin(make_plugin("order", **hooks), "order")
         assert order == list(EVERY_HOOK)
+
+
+class TestCallbacks:
+    """register_callbacks: factories called by `neuralgraph train`, their errors named."""
+
+    @staticmethod
+    def _registry(factory: Callable[[ng.Graph], Any]) -> Registry:
+        registry = Registry()
+        registry.register_plugin(make_plugin("ngt_cb", register_callbacks=lambda registry:
+                                             registry.add_callback("watch", factory)), "ngt_cb")
+        assert registry.plugins["ngt_cb"].available
+        return registry
+
+    @staticmethod
+    def _graph() -> ng.Graph:
+        return ng.Graph.from_string(GRAPH.replace("SCALE", "Scale"))
+
+    def test_factory_receives_the_graph(self) -> None:
+        """Each factory is called with the run's graph; a None result adds no callback."""
+        seen: list[str] = []
+        registry = self._registry(lambda graph: seen.append(graph.name))
+        assert plugin_callbacks(self._graph(), registry) == []
+        assert seen == ["every_hook"]
+
+    def test_raising_factory_names_the_plugin(self) -> None:
+        """A factory that raises is a UserError naming the plugin, the callback and the graph."""
+        def broken(graph: ng.Graph) -> None:
+            raise RuntimeError("kaput")
+
+        with pytest.raises(UserError, match=r"plugin 'ngt_cb' \(callback 'watch'\) failed for "
+                                            r"the graph 'every_hook': RuntimeError: kaput"):
+            plugin_callbacks(self._graph(), self._registry(broken))
+
+    def test_user_error_keeps_its_message(self) -> None:
+        """A UserError a factory raises on purpose keeps its words, prefixed by the plugin."""
+        def refuse(graph: ng.Graph) -> None:
+            raise UserError("set WATCH_DIR first")
+
+        with pytest.raises(UserError, match=r"^plugin 'ngt_cb' \(callback 'watch'\): set "
+                                            r"WATCH_DIR first$"):
+            plugin_callbacks(self._graph(), self._registry(refuse))
+
+    def test_non_callback_names_the_plugin(self) -> None:
+        """A factory returning something else than a Callback is refused, naming the plugin."""
+        with pytest.raises(UserError, match=r"plugin 'ngt_cb' \(callback 'watch'\): the factory "
+                                            r"must return a pytorch_lightning\.Callback or None "
+                                            r"\(got 3 that is a int\)"):
+            plugin_callbacks(self._graph(), self._registry(lambda graph: 3))
+
+    def test_plugins_lists_callbacks(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`neuralgraph plugins -v` counts and names the toy plugin's callback."""
+        assert cli.main(["plugins", "-v"]) == 0
+        out = capsys.readouterr().out
+        assert re.search(r"^ng_toy\s+ng_toy\s+.*, 1 callback$", out, re.MULTILINE), out
+        assert re.search(r"^\s+callback: call_recorder$", out, re.MULTILINE), out
+
+    def test_callback_runs_during_train(self, tmp_path: Path) -> None:
+        """`neuralgraph train` runs the toy plugin's callback: two epochs end, then training."""
+        record = tmp_path / "calls.jsonl"
+        result = run_cli("train", str(ROOT / "tests" / "toy" / "regression.yaml"),
+                         "trainer.max_epochs=2", "--exp-dir", str(tmp_path / "exp"),
+                         cwd=tmp_path,
+                         env={"NG_TOY_CALLBACK_FILE": str(record), "OMP_NUM_THREADS": "1"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        calls = [json.loads(line) for line in record.read_text().splitlines()]
+        assert [(c["event"], c["step"]) for c in calls] == [
+            ("on_train_epoch_end", 16), ("on_train_epoch_end", 32), ("on_train_end", 32)]
+        assert {c["graph"] for c in calls} == {"toy_regression"}
+
+    def test_failing_factory_stops_train_with_exit_2(self, tmp_path: Path, plugin_dir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+        """A factory that raises makes `neuralgraph train` exit 2 with one line naming the
+        plugin, before any training step."""
+        write_module(plugin_dir, "ngt_badcb", textwrap.dedent("""\
+            import neuralgraph as ng
+
+            def explode(graph):
+                raise KeyError("no such thing")
+
+            @ng.hookimpl
+            def register_callbacks(registry):
+                registry.add_callback("explode", explode)
+            """))
+        monkeypatch.setenv("NEURALGRAPH_PLUGINS", "ng_toy,ngt_badcb")
+        reset_registry()
+        code = cli.main(["train", str(ROOT / "tests" / "toy" / "regression.yaml"),
+                         "trainer.max_epochs=1", "--exp-dir", str(tmp_path / "exp")])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert ("error: plugin 'ngt_badcb' (callback 'explode') failed for the graph "
+                "'toy_regression': KeyError: 'no such thing'") in err
+        assert "Traceback" not in err
 
 
 class TestNames:

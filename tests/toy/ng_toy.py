@@ -1,16 +1,22 @@
-"""A small test plugin (loaded with NEURALGRAPH_PLUGINS=ng_toy): regression data and modules."""
+"""A small test plugin (loaded with NEURALGRAPH_PLUGINS=ng_toy): regression data and modules,
+and a training callback that records its calls when NG_TOY_CALLBACK_FILE names a file."""
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import signal
 import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 import neuralgraph as ng
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 FEATURES = ng.ChannelType()
 
@@ -241,6 +247,41 @@ class ExampleCount(ng.NeuralMetric):
         return self.count
 
 
+@functools.cache
+def _call_recorder_class() -> type[pl.Callback]:
+    """CallRecorder, defined on first use: importing this plugin must not import Lightning
+    (``neuralgraph check`` does not)."""
+    import pytorch_lightning as pl
+
+    class CallRecorder(pl.Callback):
+        """Appends a JSON line to ``path`` at the end of each training epoch and of training."""
+
+        def __init__(self, path: str, graph: str) -> None:
+            self.path, self.graph = path, graph
+
+        def _record(self, trainer: pl.Trainer, event: str) -> None:
+            line = {"event": event, "graph": self.graph, "epoch": trainer.current_epoch,
+                    "step": trainer.global_step, "rank": trainer.global_rank}
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(line) + "\n")
+
+        def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            self._record(trainer, "on_train_epoch_end")
+
+        def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            self._record(trainer, "on_train_end")
+
+    return CallRecorder
+
+
+def call_recorder(graph: ng.Graph) -> pl.Callback | None:
+    """A CallRecorder when NG_TOY_CALLBACK_FILE is set and the graph uses a module of this
+    plugin; None otherwise (the per-graph decision a domain plugin makes)."""
+    path = os.environ.get("NG_TOY_CALLBACK_FILE")
+    uses_toy = any(node.cls.__module__ == __name__ for node in graph.plan().nodes.values())
+    return _call_recorder_class()(path, graph.name) if path and uses_toy else None
+
+
 @ng.hookimpl
 def register_modules(registry: Any) -> None:
     registry.add_module(Linear)
@@ -264,3 +305,8 @@ def register_metrics(registry: Any) -> None:
 @ng.hookimpl
 def register_data_sources(registry: Any) -> None:
     registry.add_data_source(ToyRegression)
+
+
+@ng.hookimpl
+def register_callbacks(registry: Any) -> None:
+    registry.add_callback("call_recorder", call_recorder)
