@@ -3,7 +3,8 @@
 Exit codes: 0 done, 2 the user's input is wrong (one message that says what and where, no
 traceback), 1 anything else (a training stopped by ``nonfinite_loss: stop`` prints one message
 with the step, no traceback). Heavy imports (Lightning, plugins) happen inside the commands that
-need them, so ``--help`` starts fast.
+need them, so ``--help`` starts fast: it lists the plugins' commands from their
+``register_commands`` hooks alone (``registry.load_commands``), calling no ``configure``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neuralgraph.errors import GraphError, UserError
+
+if TYPE_CHECKING:
+    from neuralgraph.registry import Entry, Registry
 
 __all__ = ["main"]
 
@@ -114,18 +118,55 @@ def _run_plugins(args: argparse.Namespace) -> int:
         if args.verbose:
             for kind, names in contributed.items():
                 print(f"{'':<12}{kind}: {', '.join(names)}")
+    clashing = _command_conflicts(registry)
     for name, qualified in registry.conflicts().items():
-        print(f"note: '{name}' is registered by {' and '.join(qualified)}; use a qualified name")
-    for line in _shadowed_commands(registry):
+        if name not in clashing:  # those get the warning below
+            print(f"note: '{name}' is registered by {' and '.join(qualified)}; "
+                  "use a qualified name")
+    for line in _command_warnings(registry):
         print(line)
     return 0
 
 
-def _shadowed_commands(registry: Any) -> list[str]:
-    """A line for each plugin command that a core command of the same name hides."""
-    return [f"warning: plugin '{e.plugin}' registers the command '{e.name}', which the core "
-            f"command '{e.name}' hides; the plugin must rename it"
-            for e in registry.entries("command") if e.name in _CORE]
+def _command_warnings(registry: Registry) -> list[str]:
+    """A line for each plugin command that cannot run under its name: a core command of the
+    same name hides it, or another plugin registers the same name."""
+    lines = [f"warning: plugin '{e.plugin}' registers the command '{e.name}', which the core "
+             f"command '{e.name}' hides; the plugin must rename it"
+             for e in registry.entries("command") if e.name in _CORE]
+    lines += [f"warning: {_conflict_message(registry, entries)}"
+              for entries in _command_conflicts(registry).values()]
+    return lines
+
+
+def _command_conflicts(registry: Registry) -> dict[str, list[Entry]]:
+    """Plugin command names that several plugins register: name -> their entries."""
+    by_name: dict[str, list[Entry]] = {}
+    for entry in registry.entries("command"):
+        if entry.name not in _CORE:
+            by_name.setdefault(entry.name, []).append(entry)
+    return {name: entries for name, entries in by_name.items() if len(entries) > 1}
+
+
+def _conflict_message(registry: Registry, entries: list[Entry]) -> str:
+    """Why ``neuralgraph NAME`` does not run, what runs instead (the qualified names) and the
+    fixes (uninstall one plugin, or rename the command)."""
+    name = entries[0].name
+    plugins = [f"'{e.plugin}'" for e in entries]
+    several = ", ".join(plugins[:-1]) + " and " + plugins[-1]
+    qualified = " or ".join(f"'neuralgraph {e.qualified}'" for e in entries)
+    infos = [registry.plugins[e.plugin] for e in entries]
+    removals = [f"pip uninstall {d}" for d in dict.fromkeys(i.distribution for i in infos if
+                                                             i.distribution)]
+    modules = [f"'{i.module}'" for i in infos if not i.distribution]
+    if modules:
+        removals.append(f"remove {' or '.join(modules)} from NEURALGRAPH_PLUGINS")
+    uninstall = f"uninstall one plugin ({' or '.join(removals)}) or " if len(removals) > 1 \
+        or len(modules) > 1 else ""
+    both, neither = ("both", "neither") if len(entries) == 2 else ("all", "none")
+    return (f"plugins {several} {both} register the command '{name}', so {neither} runs as "
+            f"'neuralgraph {name}'; run {qualified} instead. To fix it, {uninstall}have one "
+            "plugin rename its command")
 
 
 def _run_info(args: argparse.Namespace) -> int:
@@ -180,20 +221,31 @@ _CORE: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
 }
 
 
-def _epilog() -> str:
-    from importlib import metadata
+def _epilog(registry: Registry) -> str:
+    """Which plugins are installed, which are not loaded and where to read more."""
+    names = ", ".join(sorted(registry.plugins)) or "none"
+    text = (f"Commands marked [plugin] come from the installed plugins ({names}); "
+            "'neuralgraph plugins -v' lists what each adds and 'neuralgraph COMMAND --help' "
+            "describes a command.")
+    broken = [p.name for p in registry.plugins.values() if not p.available]
+    if broken:
+        text += f" Unavailable: {', '.join(broken)} ('neuralgraph plugins' says why)."
+    unloaded = [path.strip() for path in os.environ.get("NEURALGRAPH_PLUGINS", "").split(",")
+                if path.strip() and path.strip().rsplit(".", 1)[-1] not in registry.plugins]
+    if unloaded:
+        text += (f" NEURALGRAPH_PLUGINS modules ({', '.join(unloaded)}) are not imported for "
+                 "this list; 'neuralgraph plugins -v' shows their commands.")
+    return text
 
-    names = sorted({ep.name for ep in metadata.entry_points(group="neuralgraph")})
-    return (f"Installed plugins: {', '.join(names) or 'none'}. Plugins may add commands: "
-            "'neuralgraph plugins -v' lists them and 'neuralgraph COMMAND --help' describes "
-            "one.")
 
-
-def _parser(with_plugins: bool) -> argparse.ArgumentParser:
+def _parser(registry: Registry | None = None,
+            command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of the core commands, and of the plugin commands in ``registry``; only the
+    plugin command named ``command`` gets its arguments (its ``configure`` is called)."""
     parser = argparse.ArgumentParser(
         prog="neuralgraph",
         description="Typed graphs of neural modules: check, train, evaluate, export.",
-        epilog=_epilog(),
+        epilog=_epilog(registry) if registry is not None else None,
     )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -201,20 +253,19 @@ def _parser(with_plugins: bool) -> argparse.ArgumentParser:
         child = sub.add_parser(name, help=help_text, description=help_text)
         configure(child)
         child.set_defaults(run=run)
-    if with_plugins:
-        from neuralgraph.registry import get_registry
-
-        registry = get_registry()
-        for line in _shadowed_commands(registry):
-            print(line, file=sys.stderr)
-        for entry in registry.entries("command"):
-            if entry.name in _CORE:
-                continue
-            configure, run = entry.obj
-            child = sub.add_parser(entry.name, help=f"{entry.help} [{entry.plugin}]",
-                                   description=entry.help)
+    if registry is None:
+        return parser
+    clashing = _command_conflicts(registry)
+    for entry in registry.entries("command"):
+        if entry.name in _CORE:
+            continue
+        configure, run = entry.obj
+        name = entry.qualified if entry.name in clashing else entry.name
+        child = sub.add_parser(name, help=f"{entry.help} [{entry.plugin}]",
+                               description=entry.help)
+        if name == command:
             configure(child)
-            child.set_defaults(run=run)
+        child.set_defaults(run=run)
     return parser
 
 
@@ -224,17 +275,43 @@ def _version() -> str:
     return f"neuralgraph {__version__}"
 
 
-def _needs_plugins(argv: Sequence[str]) -> bool:
-    """Plugins are loaded only for a command that is not a core one (--help stays fast)."""
-    first = next((a for a in argv if not a.startswith("-")), None)
-    return first is not None and first not in _CORE
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The command named on the command line (its first word that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _needs_plugins(argv: Sequence[str]) -> Registry | None:
+    """The plugins the parser needs, loaded as lightly as the command line allows.
+
+    A core command and ``--version`` need none. The top-level help lists the commands of the
+    installed (entry-point) plugins: only their ``register_commands`` hooks run, and the
+    NEURALGRAPH_PLUGINS modules, which may import anything, are left out. ``COMMAND --help``
+    loads the commands of every plugin; running a plugin command loads the whole registry.
+    """
+    from neuralgraph.registry import get_registry, load_commands
+
+    command = _command_word(argv)
+    wants_help = "-h" in argv or "--help" in argv
+    if command in _CORE:
+        return None
+    if command is None:
+        return load_commands(env_plugins=False) if wants_help or not argv else None
+    return load_commands() if wants_help else get_registry()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``neuralgraph`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        parser = _parser(with_plugins=_needs_plugins(argv))
+        command = _command_word(argv)
+        registry = _needs_plugins(argv)
+        if registry is not None:
+            clashing = _command_conflicts(registry)
+            if command in clashing:
+                raise UserError(_conflict_message(registry, clashing[command]))
+            for line in _command_warnings(registry):
+                print(line, file=sys.stderr)
+        parser = _parser(registry, command)
         args = parser.parse_args(argv)
         if getattr(args, "run", None) is None:
             parser.print_help()

@@ -4,6 +4,10 @@ Built-in pieces (optimizers, schedulers) are a plugin like any other (``core``),
 neuralgraph's own ``pyproject.toml``. Extra plugin modules can be named in the environment variable
 ``NEURALGRAPH_PLUGINS`` (comma-separated import paths), as ``PYTEST_PLUGINS`` does for pytest;
 ``NEURALGRAPH_TRACE=1`` prints every hook call.
+
+``load_commands()`` is the light load that ``neuralgraph --help`` uses: it imports each
+entry-point module and calls nothing but its ``register_commands`` hook, so that the command list
+costs no torch import (the plugins' other hooks import what their classes need).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import pluggy
 from neuralgraph import hookspecs
 from neuralgraph.errors import UserError
 
-__all__ = ["Entry", "PluginInfo", "Registry", "UnknownNameError", "get_registry", "reset_registry"]
+__all__ = ["Entry", "PluginInfo", "Registry", "UnknownNameError", "get_registry", "load_commands",
+           "reset_registry"]
 
 KINDS = ("module", "loss", "metric", "data_source", "element_type", "optimizer", "scheduler",
          "callback", "command")
@@ -199,10 +204,12 @@ class Registry:
     # --- plugin loading ----------------------------------------------------------------------
 
     def register_plugin(self, plugin: object, name: str, info: PluginInfo | None = None,
-                        fix: Callable[[ImportError], str] | None = None) -> None:
+                        fix: Callable[[ImportError], str] | None = None,
+                        hooks: Iterable[str] | None = None) -> None:
         """Run ``plugin``'s hook implementations, recording what it adds under ``name``.
 
-        ``fix(exc)`` words the ``pip install`` for an ImportError raised by a hook.
+        ``fix(exc)`` words the ``pip install`` for an ImportError raised by a hook; ``hooks``
+        names the hooks to call (default: all, in their fixed order).
         """
         pm = _plugin_manager()
         if name in self.plugins and self.plugins[name].available:
@@ -219,7 +226,7 @@ class Registry:
         self.plugins[name] = info or PluginInfo(name, getattr(plugin, "__name__", repr(plugin)))
         self._current = name
         try:
-            for hook_name in _HOOK_ORDER:
+            for hook_name in _HOOK_ORDER if hooks is None else hooks:
                 caller = pm.subset_hook_caller(
                     hook_name,
                     remove_plugins=[p for p in pm.get_plugins() if p is not plugin],
@@ -299,14 +306,16 @@ def _fix_for(ep: metadata.EntryPoint, exc: BaseException) -> str:
     return f"pip install {missing.split('.')[0]}"
 
 
-def _load(registry: Registry) -> Registry:
+def _load(registry: Registry, hooks: Iterable[str] | None = None,
+          env_plugins: bool = True) -> Registry:
+    """Fill ``registry`` from the entry points, then (``env_plugins``) NEURALGRAPH_PLUGINS."""
     for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        dist = ep.dist
+        meta = ep.dist.metadata if ep.dist is not None else None  # parsed once: it is slow
         info = PluginInfo(
             ep.name,
             ep.value,
-            dist.metadata["Name"] if dist is not None else None,
-            dist.version if dist is not None else None,
+            meta["Name"] if meta is not None else None,
+            meta["Version"] if meta is not None else None,
         )
         try:
             plugin = ep.load()
@@ -319,7 +328,10 @@ def _load(registry: Registry) -> Registry:
             info.error = f"{type(exc).__name__}: {exc}"
             registry.plugins[ep.name] = info
             continue
-        registry.register_plugin(plugin, ep.name, info, fix=functools.partial(_fix_for, ep))
+        registry.register_plugin(plugin, ep.name, info, fix=functools.partial(_fix_for, ep),
+                                 hooks=hooks)
+    if not env_plugins:
+        return registry
     for path in filter(None, os.environ.get("NEURALGRAPH_PLUGINS", "").split(",")):
         path = path.strip()
         try:
@@ -328,7 +340,7 @@ def _load(registry: Registry) -> Registry:
             raise UserError(f"NEURALGRAPH_PLUGINS names '{path}', which cannot be imported: "
                             f"{exc}") from None
         name = path.rsplit(".", 1)[-1]
-        registry.register_plugin(plugin, name, PluginInfo(name, path))
+        registry.register_plugin(plugin, name, PluginInfo(name, path), hooks=hooks)
     return registry
 
 
@@ -343,6 +355,17 @@ def get_registry() -> Registry:
         if _REGISTRY is None:
             _REGISTRY = _load(Registry())
         return _REGISTRY
+
+
+def load_commands(env_plugins: bool = True) -> Registry:
+    """A new registry holding only the plugins' commands (and every plugin's info).
+
+    Each plugin module is imported and only its ``register_commands`` hook is called, so that
+    listing or parsing commands imports no more than the plugins' modules and their command
+    modules. ``env_plugins=False`` leaves out the NEURALGRAPH_PLUGINS modules (which may import
+    anything at the top: ``neuralgraph --help`` does not import them).
+    """
+    return _load(Registry(), hooks=("register_commands",), env_plugins=env_plugins)
 
 
 def reset_registry() -> None:

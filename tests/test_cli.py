@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,31 @@ class TestStartup:
             out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
                                  text=True, check=False).stdout
             assert out.strip().endswith("NO"), (args, out)
+
+    def test_help_lists_plugin_commands_without_torch(self) -> None:
+        """`neuralgraph --help` lists the installed plugins' commands with their help and
+        plugin, importing neither torch nor Lightning (only the register_commands hooks run)."""
+        script = ("import sys\nfrom neuralgraph.cli import main\n"
+                  "code = main(['--help'])\n"
+                  "heavy = [m for m in ('torch', 'pytorch_lightning') if m in sys.modules]\n"
+                  "print('CODE', code, 'HEAVY', heavy)")
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                check=False, timeout=60)
+        assert result.stdout.strip().endswith("CODE 0 HEAVY []"), result.stdout + result.stderr
+        assert "text for audio files, from a .ngm ASR archive [asr]" in result.stdout
+        assert re.search(r"^ +asr +ASR tools: .* \[asr\]$", result.stdout, re.MULTILINE)
+        # NEURALGRAPH_PLUGINS (ng_toy, set by conftest) may import anything: --help says so
+        assert "NEURALGRAPH_PLUGINS modules (ng_toy) are not imported" in result.stdout
+
+    def test_plugin_command_help_is_light(self) -> None:
+        """`neuralgraph transcribe --help` describes the command without importing Lightning."""
+        script = ("import sys\nfrom neuralgraph.cli import main\n"
+                  "code = main(['transcribe', '--help'])\n"
+                  "print('CODE', code, 'LIGHTNING', 'pytorch_lightning' in sys.modules)")
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                check=False, timeout=60)
+        assert result.stdout.strip().endswith("CODE 0 LIGHTNING False"), result.stderr
+        assert "--vtln {utterance,speaker}" in result.stdout
 
     def test_unknown_command(self) -> None:
         """An unknown command is a usage error (exit 2)."""

@@ -34,6 +34,7 @@ from neuralgraph.registry import (
     Registry,
     UnknownNameError,
     get_registry,
+    load_commands,
     reset_registry,
 )
 from neuralgraph.train import plugin_callbacks
@@ -696,6 +697,96 @@ class TestCommandLine:
         assert captured.out == "hello plugin\n" and warning in captured.err
         assert cli.main(["check", "--help"]) == 0  # the core command
         assert "shadowed" not in capsys.readouterr().out
+
+    @pytest.fixture()
+    def twin_commands(self, plugin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        """Plugins ngt_one and ngt_two (NEURALGRAPH_PLUGINS) both register `hello`; ngt_two
+        also registers `greet`."""
+        source = textwrap.dedent("""\
+            import neuralgraph as ng
+            from tests.test_plugins import _configure_hello, _run_hello
+
+            @ng.hookimpl
+            def register_commands(registry):
+                registry.add_command("hello", _configure_hello, _run_hello, help="NAME greets")
+            """)
+        write_module(plugin_dir, "ngt_one", source.replace("NAME", "one"))
+        write_module(plugin_dir, "ngt_two", source.replace("NAME", "two") + (
+            '    registry.add_command("greet", _configure_hello, _run_hello, help="greets")\n'))
+        monkeypatch.setenv("NEURALGRAPH_PLUGINS", "ngt_one,ngt_two")
+        reset_registry()
+        return plugin_dir
+
+    def test_same_command_from_two_plugins(self, twin_commands: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+        """A command two plugins register exits 2 naming both and the fixes (no traceback);
+        their qualified names run, and the plugins' other commands and core keep working."""
+        message = ("plugins 'ngt_one' and 'ngt_two' both register the command 'hello', so "
+                   "neither runs as 'neuralgraph hello'; run 'neuralgraph ngt_one.hello' or "
+                   "'neuralgraph ngt_two.hello' instead. To fix it, uninstall one plugin "
+                   "(remove 'ngt_one' or 'ngt_two' from NEURALGRAPH_PLUGINS) or have one plugin "
+                   "rename its command")
+        for args in (["hello", "--name", "x"], ["hello", "--help"]):
+            assert cli.main(args) == 2
+            captured = capsys.readouterr()
+            assert captured.err == f"error: {message}\n" and captured.out == ""
+        assert cli.main(["greet", "--name", "x"]) == 0
+        captured = capsys.readouterr()
+        assert captured.out == "hello x\n" and captured.err == f"warning: {message}\n"
+        assert cli.main(["ngt_two.hello", "--name", "y"]) == 0
+        assert capsys.readouterr().out == "hello y\n"
+        assert cli.main(["info", "adam"]) == 0
+        assert capsys.readouterr().err == ""  # a core command loads no plugin command
+        assert cli.main(["plugins"]) == 0
+        out = capsys.readouterr().out
+        assert f"warning: {message}" in out and "note: 'hello'" not in out
+
+    def test_same_command_from_two_installed_plugins(self, plugin_dir: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+        """Between two pip-installed plugins, the fix names each `pip uninstall`; `--help`
+        lists both qualified commands (calling no configure) and warns."""
+        for dist, name in (("ngt-uno", "uno"), ("ngt-dos", "dos")):
+            write_module(plugin_dir, f"ngt_{name}.plugin", PLUGIN_SOURCE + textwrap.dedent(f"""
+                CONFIGURED = []
+
+                def configure(parser):
+                    CONFIGURED.append("{name}")
+
+                def run(args):
+                    print("{name}")
+                    return 0
+
+                @ng.hookimpl
+                def register_commands(registry):
+                    registry.add_command("hello", configure, run, help="{name} says hello")
+                """))
+            write_dist(plugin_dir, dist, "1.0", {name: f"ngt_{name}.plugin"})
+        assert cli.main(["--help"]) == 0
+        captured = capsys.readouterr()
+        assert re.search(r"^ +uno\.hello\s+uno says hello \[uno\]$", captured.out, re.MULTILINE)
+        assert re.search(r"^ +dos\.hello\s+dos says hello \[dos\]$", captured.out, re.MULTILINE)
+        assert ("(pip uninstall ngt-dos or pip uninstall ngt-uno) or have one plugin rename "
+                "its command") in captured.err
+        configured = [sys.modules[f"ngt_{n}.plugin"].CONFIGURED for n in ("uno", "dos")]
+        assert configured == [[], []]
+        assert cli.main(["uno.hello", "--help"]) == 0
+        assert "uno says hello" in capsys.readouterr().out
+        assert configured == [["uno"], []]
+        assert cli.main(["dos.hello"]) == 0
+        assert capsys.readouterr().out == "dos\n"
+
+    def test_load_commands_calls_only_register_commands(self, plugin_dir: Path) -> None:
+        """load_commands (what --help uses) registers the plugins' commands and nothing else."""
+        write_module(plugin_dir, "ngt_both.plugin", PLUGIN_SOURCE + textwrap.dedent("""
+            from tests.test_plugins import EVERY_HOOK
+
+            register_commands = ng.hookimpl(EVERY_HOOK["register_commands"])
+            """))
+        write_dist(plugin_dir, "ngt-both", "1.0", {"both": "ngt_both.plugin"})
+        registry = load_commands(env_plugins=False)
+        assert registry.by_plugin("both") == {"command": ["hello"]}
+        assert registry.by_plugin("core") == {} and registry.plugins["core"].available
+        assert get_registry().by_plugin("both") == {"module": ["Thing"], "command": ["hello"]}
 
     def test_info_describes_every_kind(self) -> None:
         """`info` shows docstring and parameters of optimizers, schedulers and element types."""

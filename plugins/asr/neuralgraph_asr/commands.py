@@ -1,15 +1,19 @@
-"""The ASR plugin's commands: ``neuralgraph transcribe`` and ``neuralgraph asr ...``."""
+"""The ASR plugin's commands: ``neuralgraph transcribe`` and ``neuralgraph asr ...``.
+
+This module imports nothing heavy at the top (no torch): ``neuralgraph --help`` imports it to
+list the commands; each ``configure_*`` and ``run_*`` imports what it needs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from neuralgraph_asr.vtln import DEFAULT_WARPS, VTLN_MODES
-
 
 def configure_transcribe(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``neuralgraph transcribe``."""
+    from neuralgraph_asr.vtln import DEFAULT_WARPS, VTLN_MODES  # imports torch
+
     parser.add_argument("--model", required=True, help="a .ngm archive of an ASR graph")
     parser.add_argument("audio", nargs="*", help="audio files (any rate; read with soundfile)")
     parser.add_argument("--manifest", help="a NeMo manifest naming the audio files instead "
