@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 import torch
 
-from neuralgraph import AcousticEncodedRepresentation, LogitsType, LogprobsType, SpectrogramType
+from neuralgraph import (
+    AcousticEncodedRepresentation,
+    LogitsType,
+    LogprobsType,
+    ParameterError,
+    SpectrogramType,
+)
 from neuralgraph_asr.conv import ConvASRDecoder, ConvASRDecoderClassification, ConvASREncoder
 
 
@@ -171,10 +177,10 @@ class TestValidation:
             ({"filtres": 3}, "did you mean 'filters'"),
             ({"stride": [2], "dilation": [2]}, "only one of stride and dilation"),
             ({"stride": [2]}, "residual branch strides by 1 but the block by 4"),
-            ({"heads": 4}, "heads must be -1"),
-            ({"dropout": 1.5}, "dropout must be in"),
-            ({"residual_mode": "max"}, "residual_mode must be one of"),
-            ({"filters": 0}, "filters must be a positive int"),
+            ({"heads": 4}, "heads' must be -1"),
+            ({"dropout": 1.5}, r"dropout' must be in \[0, 1\) \(got 1.5\)"),
+            ({"residual_mode": "max"}, "residual_mode' must be one of"),
+            ({"filters": 0}, r"filters' must be a positive int \(got 0\)"),
         ],
     )
     def test_bad_block(self, change: dict[str, Any], message: str) -> None:
@@ -183,6 +189,35 @@ class TestValidation:
         with pytest.raises(ValueError, match=message) as info:
             ConvASREncoder(jasper, activation="relu", feat_in=4)
         assert "jasper[1]" in str(info.value)
+
+    @pytest.mark.parametrize(("change", "parameter"), [
+        ({"filters": 0}, "jasper.1.filters"),
+        ({"kernel": [0]}, "jasper.1.kernel.0"),
+        ({"kernel": []}, "jasper.1.kernel"),
+        ({"stride": True}, "jasper.1.stride"),
+        ({"dropout": "0.1"}, "jasper.1.dropout"),
+        ({"se_reduction_ratio": 0}, "jasper.1.se_reduction_ratio"),
+    ])
+    def test_bad_value_names_its_key(self, change: dict[str, Any], parameter: str) -> None:
+        """A bad value of a block key is a ParameterError naming jasper.<i>.<key>, so that
+        `neuralgraph check` points at that key's line."""
+        jasper = [block(8, 3, repeat=2), {**block(8, 3, repeat=2), **change}]
+        with pytest.raises(ParameterError) as info:
+            ConvASREncoder(jasper, activation="relu", feat_in=4)
+        assert info.value.parameter == parameter
+
+    @pytest.mark.parametrize(("kwargs", "parameter"), [
+        ({"feat_in": 0}, "feat_in"), ({"frame_splicing": 1.0}, "frame_splicing"),
+        ({"activation": "tanhh"}, "activation"), ({"residual_mode": "max"}, "residual_mode"),
+        ({"normalization_mode": "weight"}, "normalization_mode"),
+        ({"init_mode": "zeros"}, "init_mode"), ({"jasper": []}, "jasper"),
+    ])
+    def test_bad_encoder_arg_names_it(self, kwargs: dict[str, Any], parameter: str) -> None:
+        """A bad encoder argument is a ParameterError naming it."""
+        args = {"jasper": small_encoder(), "activation": "relu", "feat_in": 8, **kwargs}
+        with pytest.raises(ParameterError) as info:
+            ConvASREncoder(**args)
+        assert info.value.parameter == parameter
 
     def test_missing_key(self) -> None:
         """A block without a required key says which keys are missing."""
@@ -193,7 +228,7 @@ class TestValidation:
 
     def test_bad_encoder_args(self) -> None:
         """Unknown activation, normalization or init mode, and an empty list, raise ValueError."""
-        with pytest.raises(ValueError, match="activation must be one of"):
+        with pytest.raises(ValueError, match="activation' must be one of"):
             ConvASREncoder(small_encoder(), activation="tanhh", feat_in=8)
         with pytest.raises(ValueError, match="normalization_mode"):
             ConvASREncoder(small_encoder(), "relu", 8, normalization_mode="weight")

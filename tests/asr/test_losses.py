@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neuralgraph import LabelsType, LossType
+from neuralgraph import LabelsType, LossType, ParameterError
 from neuralgraph_asr.losses import CTCLoss
 
 
@@ -110,3 +110,13 @@ class TestCTCLoss:
         """A missing class count or an unknown reduction raises ValueError."""
         with pytest.raises(ValueError):
             CTCLoss(**kwargs)
+
+    @pytest.mark.parametrize(("kwargs", "parameter"), [
+        ({}, "num_classes"), ({"num_classes": True}, "num_classes"), ({"blank": 0}, "blank"),
+        ({"num_classes": 28, "reduction": "avg"}, "reduction"),
+    ])
+    def test_bad_argument_is_named(self, kwargs: dict, parameter: str) -> None:
+        """A bad argument is a ParameterError naming it (check reports it at its key)."""
+        with pytest.raises(ParameterError) as info:
+            CTCLoss(**kwargs)
+        assert info.value.parameter == parameter

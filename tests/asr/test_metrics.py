@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neuralgraph import LabelsType
+from neuralgraph import LabelsType, ParameterError
 from neuralgraph_asr.metrics import WER, edit_distance, text_from_ids, word_errors
 
 LABELS = [" ", *"abcdefghijklmnopqrstuvwxyz", "'"]
@@ -166,6 +166,16 @@ class TestWERDecoding:
             WER(labels=LABELS, decoding="viterbi")
         with pytest.raises(ValueError, match="lexicon and lm are for decoding: beam"):
             WER(labels=LABELS, lexicon="words.lex")
+
+    @pytest.mark.parametrize(("kwargs", "parameter"), [
+        ({"blank": "last"}, "blank"), ({"blank": 99, "decoding": "beam"}, "blank"),
+        ({"decoding": "beam", "beam_size": 0}, "beam_size"),
+    ])
+    def test_bad_argument_is_named(self, kwargs: dict, parameter: str) -> None:
+        """A bad argument is a ParameterError naming it (check reports it at its key)."""
+        with pytest.raises(ParameterError) as info:
+            WER(labels=LABELS, **kwargs)
+        assert info.value.parameter == parameter
 
     def test_lexicon_and_lm_are_artifacts(self) -> None:
         """Both files are packed into archives like a tokenizer model."""

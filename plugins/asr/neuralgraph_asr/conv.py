@@ -17,7 +17,6 @@ QuartzNet state dict maps key for key and the parameter counts agree exactly.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -26,16 +25,17 @@ from torch import Tensor, nn
 
 import neuralgraph as ng
 from neuralgraph import AxisType, NeuralType
+from neuralgraph.validators import check, in_, instance_of, non_empty, positive_int, sequence
 from neuralgraph_asr.jasper import (
     ACTIVATIONS,
     NORMALIZATIONS,
+    RESIDUAL_MODES,
     BlockSpec,
     JasperBlock,
     _check_init_mode,
     _exporting,
     _LengthRule,
     _Padding,
-    _positive_int,
     init_weights,
 )
 
@@ -88,6 +88,7 @@ class ConvASREncoder(ng.NeuralModule):
     ) -> None:
         super().__init__()
         self._check_args(jasper, activation, feat_in, normalization_mode, frame_splicing)
+        check("residual_mode", residual_mode, in_(RESIDUAL_MODES))
         _check_init_mode(init_mode)
         specs = [BlockSpec.parse(i, raw, residual_mode) for i, raw in enumerate(jasper)]
         act = ACTIVATIONS[activation]()
@@ -119,18 +120,11 @@ class ConvASREncoder(ng.NeuralModule):
     def _check_args(
         jasper: object, activation: str, feat_in: int, normalization: str, frame_splicing: int
     ) -> None:
-        if not isinstance(jasper, Sequence) or isinstance(jasper, str) or not jasper:
-            raise ValueError(f"jasper must be a non-empty list of blocks (got {jasper!r})")
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(ACTIVATIONS)} (got {activation!r})"
-            )
-        _positive_int("ConvASREncoder", "feat_in", feat_in)
-        _positive_int("ConvASREncoder", "frame_splicing", frame_splicing)
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"normalization_mode must be one of {NORMALIZATIONS} (got {normalization!r})"
-            )
+        check("jasper", jasper, sequence, non_empty)
+        check("activation", activation, in_(sorted(ACTIVATIONS)))
+        check("feat_in", feat_in, positive_int)
+        check("frame_splicing", frame_splicing, positive_int)
+        check("normalization_mode", normalization, in_(NORMALIZATIONS))
 
     @property
     def input_types(self) -> dict[str, NeuralType]:
@@ -195,10 +189,9 @@ class ConvASRDecoder(ng.NeuralModule):
         vocabulary: list[str] | None = None,
     ) -> None:
         super().__init__()
-        _positive_int("ConvASRDecoder", "feat_in", feat_in)
+        check("feat_in", feat_in, positive_int)
         _check_init_mode(init_mode)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-            raise ValueError(f"num_classes must be an int (got {num_classes!r})")
+        check("num_classes", num_classes, instance_of(int))
         if num_classes <= 0:
             if not vocabulary:
                 raise ValueError("ConvASRDecoder needs num_classes > 0 or a non-empty vocabulary")
@@ -264,11 +257,10 @@ class ConvASRDecoderClassification(ng.NeuralModule):
         pooling_type: str = "avg",
     ) -> None:
         super().__init__()
-        _positive_int("ConvASRDecoderClassification", "feat_in", feat_in)
-        _positive_int("ConvASRDecoderClassification", "num_classes", num_classes)
+        check("feat_in", feat_in, positive_int)
+        check("num_classes", num_classes, positive_int)
         _check_init_mode(init_mode)
-        if pooling_type not in ("avg", "max"):
-            raise ValueError(f"pooling_type must be 'avg' or 'max' (got {pooling_type!r})")
+        check("pooling_type", pooling_type, in_(("avg", "max")))
         self._feat_in = feat_in
         self._num_classes = num_classes
         self._return_logits = bool(return_logits)

@@ -13,6 +13,16 @@ from os import PathLike
 import torch
 from torch import Tensor
 
+from neuralgraph.validators import (
+    between,
+    check,
+    in_,
+    instance_of,
+    non_empty,
+    positive_int,
+    sequence,
+)
+
 __all__ = ["CTCBeamSearchDecoder", "ctc_greedy_decode", "flashlight_available"]
 
 NEG_INF = float("-inf")
@@ -124,16 +134,11 @@ class CTCBeamSearchDecoder:
         beam_threshold: float = 50.0,
         backend: str = "auto",
     ) -> None:
-        if not tokens:
-            raise ValueError("tokens must be a non-empty list of labels")
-        self.tokens = list(tokens)
+        self.tokens = list(check("tokens", tokens, sequence, non_empty))
         self.blank = len(self.tokens) if blank is None else blank
-        if not 0 <= self.blank <= len(self.tokens):
-            raise ValueError(f"blank must be in [0, {len(self.tokens)}] (got {self.blank})")
-        if beam_size < 1:
-            raise ValueError(f"beam_size must be >= 1 (got {beam_size})")
-        if backend not in ("auto", "flashlight", "python"):
-            raise ValueError(f"backend must be 'auto', 'flashlight' or 'python' (got {backend!r})")
+        check("blank", self.blank, instance_of(int), between(0, len(self.tokens)))
+        check("beam_size", beam_size, positive_int)
+        check("backend", backend, in_(("auto", "flashlight", "python")))
         if backend == "auto":
             backend = "flashlight" if flashlight_available() else "python"
         if backend == "python" and (lexicon is not None or lm is not None):

@@ -32,6 +32,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neuralgraph.validators import (
+    ParameterError,
+    between,
+    check,
+    in_,
+    optional,
+    positive_int,
+    satisfies,
+)
+
 __all__ = [
     # what a block may be configured with
     "ACTIVATIONS",
@@ -129,8 +139,7 @@ def init_weights(module: nn.Module, mode: str | None = "xavier_uniform") -> None
 
 
 def _check_init_mode(init_mode: str | None) -> None:
-    if init_mode is not None and init_mode not in INIT_MODES:
-        raise ValueError(f"init_mode must be one of {INIT_MODES} or None (got {init_mode!r})")
+    check("init_mode", init_mode, optional(in_(INIT_MODES)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,35 +446,39 @@ class BlockSpec:
 
     @classmethod
     def parse(cls, index: int, raw: object, default_residual_mode: str) -> BlockSpec:
-        """Validate block ``index`` of ``jasper``; raise ``ValueError`` naming what must hold."""
-        where = f"jasper[{index}]"
+        """Validate block ``index`` of ``jasper``; raise ``ValueError`` naming what must hold
+        (a :class:`~neuralgraph.ParameterError` naming ``jasper.<index>.<key>`` for one bad
+        value, so that ``check`` points at that key)."""
+        where, key = f"jasper[{index}]", f"jasper.{index}"
         if not isinstance(raw, Mapping):
-            raise ValueError(f"{where} must be a mapping of block keys (got {raw!r})")
+            raise ParameterError(key, "a mapping of block keys", raw, show_type=True)
         _check_block_keys(where, raw)
         cfg = {**OPTIONAL_BLOCK_KEYS, **raw}
         if cfg["residual_mode"] is None:
             cfg["residual_mode"] = default_residual_mode
-        if cfg["heads"] != -1:
-            raise ValueError(f"{where}.heads must be -1: multi-head convolutions are not supported")
+        check(f"{key}.heads", cfg["heads"],
+              satisfies(lambda heads: heads == -1,
+                        "-1: multi-head convolutions are not supported"))
         kernel = _new_kernel_size(
-            _first(where, "kernel", cfg["kernel"]), float(cfg["kernel_size_factor"])
+            _first(key, "kernel", cfg["kernel"]), float(cfg["kernel_size_factor"])
         )
         spec = cls(
-            filters=_positive_int(where, "filters", cfg["filters"]),
-            repeat=_positive_int(where, "repeat", cfg["repeat"]),
+            filters=check(f"{key}.filters", cfg["filters"], positive_int),
+            repeat=check(f"{key}.repeat", cfg["repeat"], positive_int),
             kernel=kernel,
-            stride=_first(where, "stride", cfg["stride"]),
-            dilation=_first(where, "dilation", cfg["dilation"]),
-            dropout=float(cfg["dropout"]),
+            stride=_first(key, "stride", cfg["stride"]),
+            dilation=_first(key, "dilation", cfg["dilation"]),
+            dropout=float(check(f"{key}.dropout", cfg["dropout"],
+                                between(0, 1, high_open=True))),
             residual=bool(cfg["residual"]),
             residual_dense=bool(cfg["residual_dense"]),
-            groups=_positive_int(where, "groups", cfg["groups"]),
+            groups=check(f"{key}.groups", cfg["groups"], positive_int),
             separable=bool(cfg["separable"]),
-            residual_mode=str(cfg["residual_mode"]),
+            residual_mode=check(f"{key}.residual_mode", cfg["residual_mode"],
+                                in_(RESIDUAL_MODES)),
             se=bool(cfg["se"]),
-            se_reduction_ratio=_positive_int(
-                where, "se_reduction_ratio", cfg["se_reduction_ratio"]
-            ),
+            se_reduction_ratio=check(f"{key}.se_reduction_ratio", cfg["se_reduction_ratio"],
+                                     positive_int),
             se_context_size=int(cfg["se_context_size"]),
             se_interpolation_mode=str(cfg["se_interpolation_mode"]),
             stride_last=bool(cfg["stride_last"]),
@@ -475,15 +488,9 @@ class BlockSpec:
         return spec
 
     def _check(self, where: str) -> None:
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"{where}.dropout must be in [0, 1) (got {self.dropout})")
+        """What relates two keys of the block (each key's own value is checked by ``parse``)."""
         if self.stride > 1 and self.dilation > 1:
             raise ValueError(f"{where}: only one of stride and dilation may be greater than 1")
-        if self.residual_mode not in RESIDUAL_MODES:
-            raise ValueError(
-                f"{where}.residual_mode must be one of {RESIDUAL_MODES} "
-                f"(got {self.residual_mode!r})"
-            )
         if self.filters % self.groups:
             raise ValueError(f"{where}.filters ({self.filters}) must be divisible by groups")
         if self.se and self.filters // self.se_reduction_ratio < 1:
@@ -522,19 +529,14 @@ def _check_block_keys(where: str, raw: Mapping[str, Any]) -> None:
             )
 
 
-def _first(where: str, key: str, value: object) -> int:
-    """A positive int given directly or as the first item of a list (NeMo writes ``[33]``)."""
+def _first(block: str, key: str, value: Any) -> int:
+    """A positive int given directly or as the first item of a list (NeMo writes ``[33]``);
+    ``block`` is the block's parameter path (``jasper.3``)."""
     if isinstance(value, Sequence) and not isinstance(value, str):
         if not value:
-            raise ValueError(f"{where}.{key} must be a positive int or a non-empty list")
-        value = value[0]
-    return _positive_int(where, key, value)
-
-
-def _positive_int(where: str, key: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{where}.{key} must be a positive int (got {value!r})")
-    return value
+            raise ParameterError(f"{block}.{key}", "a positive int or a non-empty list", value)
+        return check(f"{block}.{key}.0", value[0], positive_int)
+    return check(f"{block}.{key}", value, positive_int)
 
 
 class JasperBlock(nn.Module):

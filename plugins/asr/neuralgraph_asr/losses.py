@@ -8,6 +8,7 @@ from torch import Tensor
 
 import neuralgraph as ng
 from neuralgraph import AxisType, NeuralType
+from neuralgraph.validators import check, in_, positive_int
 
 __all__ = ["CTCLoss"]
 
@@ -40,17 +41,15 @@ class CTCLoss(ng.NeuralModule):
         blank: int | None = None,
     ) -> None:
         super().__init__()
-        if num_classes is None:
-            num_classes = blank
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int (got {num_classes!r})")
+        if num_classes is None and blank is not None:
+            num_classes = check("blank", blank, positive_int)
+        check("num_classes", num_classes, positive_int)
         if blank is not None and blank != num_classes:
             raise ValueError(
                 f"blank must equal num_classes (the blank is the last class): got blank={blank} "
                 f"and num_classes={num_classes}"
             )
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS} (got {reduction!r})")
+        check("reduction", reduction, in_(REDUCTIONS))
         self.num_classes = num_classes
         self.blank = num_classes
         self.zero_infinity = bool(zero_infinity)

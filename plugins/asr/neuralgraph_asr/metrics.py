@@ -11,6 +11,7 @@ from torch import Tensor
 
 import neuralgraph as ng
 from neuralgraph import AxisType, NeuralType
+from neuralgraph.validators import check, instance_of, optional
 from neuralgraph_asr.decoding import ctc_greedy_decode
 
 __all__ = ["WER", "edit_distance", "text_from_ids", "word_errors"]
@@ -121,9 +122,7 @@ class WER(ng.NeuralMetric):
         self.labels = list(labels) if labels is not None else None
         if blank is None and self.labels is not None:
             blank = len(self.labels)
-        if blank is not None and (isinstance(blank, bool) or not isinstance(blank, int)):
-            raise ValueError(f"blank must be an int or None (got {blank!r})")
-        self.blank = blank
+        self.blank = check("blank", blank, optional(instance_of(int)))
         self.use_cer = bool(use_cer)
         self.log_prediction = bool(log_prediction)
         self.decode_fn: Callable[[Sequence[int]], str] | None = self._decoder_of(tokenizer)
