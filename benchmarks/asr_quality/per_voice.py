@@ -1,7 +1,7 @@
 """WER of a trained model per voice of a manifest, with greedy and beam-search decoding.
 
     python benchmarks/asr_quality/per_voice.py --model M.ngm \
-        --manifest /work/data/digits8k/heldout_manifest.json [--lm-dir lm/] [--json out.json]
+        --manifest data/digits8k/heldout_manifest.json [--lm-dir lm/] [--json out.json]
 
 Voices are the manifest's ``speaker`` without the espeak-ng variant (``espeak:en-us+f3`` counts
 as ``espeak:en-us``). With ``--lm-dir`` (``neuralgraph asr lm`` output: lexicon.txt, lm.arpa)

@@ -1,7 +1,7 @@
 """Held-out WER of trained models without and with test-time VTLN, per voice.
 
-    python benchmarks/asr_quality/vtln_sweep.py --lm-dir /work/data/digits8k/lm \
-        --manifest /work/data/digits8k/heldout_manifest.json --json out.json M1.ngm M2.ngm ...
+    python benchmarks/asr_quality/vtln_sweep.py --lm-dir data/digits8k/lm \
+        --manifest data/digits8k/heldout_manifest.json --json out.json M1.ngm M2.ngm ...
 
 Each model's log-probs are computed once per warp of the grid (``--warps``, default
 ``neuralgraph_asr.vtln.DEFAULT_WARPS``); the warps are then chosen per utterance
