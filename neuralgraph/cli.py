@@ -57,7 +57,9 @@ def _configure_plugins(parser: argparse.ArgumentParser) -> None:
 
 def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a .ngm archive")
-    parser.add_argument("--manifest", required=True, help="a data manifest to evaluate on")
+    parser.add_argument("--data", "--manifest", dest="data", required=True, metavar="PATH",
+                        help="the data to evaluate on: a file or folder that the model's data "
+                             "source reads (a manifest for audio sources)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--set", dest="data_params", action="append", default=[],
@@ -183,7 +185,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     model = GraphModel.restore_from(args.model, overrides=args.overrides)
     extra = dict(_parse_kv(p) for p in args.data_params)
-    loader = model.dataloader_for(args.manifest, batch_size=args.batch_size, **extra)
+    loader = model.dataloader_for(args.data, batch_size=args.batch_size, **extra)
     results = model.evaluate(loader)
     if args.json:
         print(json.dumps(results))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from neuralgraph.cli import main
 from tests.conftest import run_cli
 
 
@@ -112,3 +116,44 @@ class TestStartup:
     def test_unknown_command(self) -> None:
         """An unknown command is a usage error (exit 2)."""
         assert run_cli("frobnicate").returncode == 2
+
+
+class TestEvaluate:
+    @pytest.fixture()
+    def archive(self, toy_graph: Path, tmp_path: Path) -> Path:
+        """A toy regression archive (its data source declares no evaluation_split)."""
+        import neuralgraph as ng
+
+        return ng.GraphModel(ng.Graph.from_yaml(toy_graph)).save_to(tmp_path / "toy.ngm")
+
+    @pytest.mark.parametrize("option", ["--data", "--manifest"])
+    def test_source_that_cannot_read_a_file(self, archive: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str],
+                                            option: str) -> None:
+        """`evaluate` with a data source that declares no evaluation_split is a usage error
+        (exit 2) naming the data source, without a traceback."""
+        data = tmp_path / "data.json"
+        data.write_text("{}\n")
+        code = main(["evaluate", "--model", str(archive), option, str(data)])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert "data source ToyRegression cannot evaluate a file" in err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+    def test_source_that_declares_evaluation_split(self, archive: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+        """Any data source that declares evaluation_split can be evaluated on a file."""
+        from ng_toy import ToyRegression
+
+        def evaluation_split(self: ToyRegression, path: str, **params: object) -> dict:
+            return {**params, "n_samples": int(Path(path).read_text())}
+
+        monkeypatch.setattr(ToyRegression, "evaluation_split", evaluation_split)
+        count = tmp_path / "count.txt"
+        count.write_text("12")
+        code = main(["evaluate", "--model", str(archive), "--data", str(count), "--json"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        results = json.loads(out)
+        assert results["utterances"] == 12 and results["mae"] > 0
