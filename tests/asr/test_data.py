@@ -183,21 +183,40 @@ class TestAudioAugmentor:
 
     @pytest.mark.parametrize(("config", "message"), [
         ({"echo": {}}, "must be among"),
-        ({"gain": {"prob": 2}}, r"prob must be in \[0, 1\]"),
+        ({"gain": {"prob": 2}}, r"'augmentor.gain.prob' must be in \[0, 1\] \(got 2\)"),
         ({"gain": {"min_gain": 1}}, "keys must be among"),
         ({"noise": {"min_snr_db": 30, "max_snr_db": 10}}, "min_snr_db must be <= max_snr_db"),
-        ({"speed": {"rates": [0]}}, "rates must be numbers"),
+        ({"speed": {"rates": [0]}},
+         r"'augmentor.speed.rates\[0\]' must be a number in \[0.1, 10\]"),
         ({"band_limit": {"rates": [8000.5]}}, "integer sample rates"),
         ({"band_limit": {"rates": []}}, "integer sample rates"),
         ({"band_limit": {"rates": [16000]}}, "below the sample rate 16000"),
-        ({"formant": {"min_ratio": 0.2}}, r"formant ratios must lie in \[0.5, 2\]"),
+        ({"formant": {"min_ratio": 0.2}}, r"'augmentor.formant.min_ratio' must be in \[0.5, 2\]"),
         ({"formant": {"min_ratio": 1.2, "max_ratio": 1.1}}, "min_ratio must be <= max_ratio"),
-        ({"silence": {"min_end_silence_secs": -1.0}}, "times must be >= 0 seconds"),
+        ({"silence": {"min_end_silence_secs": -1.0}},
+         "'augmentor.silence.min_end_silence_secs' must be >= 0"),
     ])
     def test_bad_config(self, config, message):
         """Bad settings are ValueErrors saying what must hold."""
         with pytest.raises(ValueError, match=message):
             AudioAugmentor(config, 16000)
+
+    @pytest.mark.parametrize(("config", "parameter"), [
+        ({"speed": {"prob": 2}}, "augmentor.speed.prob"),
+        ({"speed": {"rates": [1.0, 20]}}, "augmentor.speed.rates.1"),
+        ({"speed": {"num_rates": "5"}}, "augmentor.speed.num_rates"),
+        ({"gain": {"max_gain_dbfs": "loud"}}, "augmentor.gain.max_gain_dbfs"),
+        ({"gain": 3}, "augmentor.gain"),
+        ({"band_limit": {"rates": [8000.5]}}, "augmentor.band_limit.rates"),
+        ({"formant": {"max_ratio": 3}}, "augmentor.formant.max_ratio"),
+        ({"silence": {"value": "x"}}, "augmentor.silence.value"),
+        ([{"speed": {}}], "augmentor"),
+    ])
+    def test_bad_value_names_its_key(self, config, parameter):
+        """A bad setting is a ParameterError naming augmentor.<kind>.<key> (check points there)."""
+        with pytest.raises(ng.ParameterError) as info:
+            AudioAugmentor(config, 16000)
+        assert info.value.parameter == parameter
 
 
 class TestAudioToCharDataset:
@@ -217,14 +236,25 @@ class TestAudioToCharDataset:
 
     @pytest.mark.parametrize(("kwargs", "message"), [
         ({"labels": "abc"}, "list of characters"),
-        ({"sample_rate": 0}, "sample_rate must be a positive int"),
-        ({"bad_data": "ignore"}, "bad_data must be"),
+        ({"sample_rate": 0}, r"'sample_rate' must be a positive int \(got 0\)"),
+        ({"bad_data": "ignore"}, "'bad_data' must be one of 'fail', 'skip'"),
         ({"augmentor": {"reverb": {}}}, "must be among"),
     ])
     def test_bad_params(self, char_labels, kwargs, message):
         """Bad data params are ValueErrors."""
         with pytest.raises(ValueError, match=message):
             AudioToCharDataset(**{"labels": char_labels, **kwargs})
+
+    @pytest.mark.parametrize(("kwargs", "parameter"), [
+        ({"labels": "abc"}, "labels"), ({"labels": ["a", "b", "a"]}, "labels.2"),
+        ({"sample_rate": 16000.0}, "sample_rate"), ({"bad_data": "ignore"}, "bad_data"),
+        ({"augmentor": {"noise": {"prob": -1}}}, "augmentor.noise.prob"),
+    ])
+    def test_bad_param_names_it(self, char_labels, kwargs, parameter):
+        """A bad data param is a ParameterError naming it, for check to point at its key."""
+        with pytest.raises(ng.ParameterError) as info:
+            AudioToCharDataset(**{"labels": char_labels, **kwargs})
+        assert info.value.parameter == parameter
 
     def test_batch(self, corpus, char_labels):
         """A batch is a dict of padded tensors with lengths, transcripts decode to the text."""

@@ -13,6 +13,7 @@ from neuralgraph import (
     MelSpectrogramType,
     MFCCSpectrogramType,
     NeuralTypeComparisonResult,
+    ParameterError,
     SpectrogramType,
 )
 from neuralgraph_audio import (
@@ -100,6 +101,35 @@ class TestMelConstruction:
         """Bad parameters raise ValueError naming the parameter."""
         with pytest.raises(ValueError, match=message):
             AudioToMelSpectrogramPreprocessor(**kwargs)
+
+
+class TestParametersNamed:
+    @pytest.mark.parametrize(("cls", "kwargs", "parameter"), [
+        (AudioToMelSpectrogramPreprocessor, {"sample_rate": True}, "sample_rate"),
+        (AudioToMelSpectrogramPreprocessor, {"n_window_size": 0}, "n_window_size"),
+        (AudioToMelSpectrogramPreprocessor, {"window_stride": -0.01}, "window_stride"),
+        (AudioToMelSpectrogramPreprocessor, {"n_fft": 256}, "n_fft"),
+        (AudioToMelSpectrogramPreprocessor, {"lowfreq": -1}, "lowfreq"),
+        (AudioToMelSpectrogramPreprocessor, {"highfreq": 9000}, "highfreq"),
+        (AudioToMelSpectrogramPreprocessor, {"features": 64.0}, "features"),
+        (AudioToMelSpectrogramPreprocessor, {"preemph": 1.0}, "preemph"),
+        (AudioToMelSpectrogramPreprocessor, {"frame_splicing": 0}, "frame_splicing"),
+        (AudioToMelSpectrogramPreprocessor, {"log_zero_guard_value": "big"},
+         "log_zero_guard_value"),
+        (AudioToMFCCPreprocessor, {"n_mels": 20, "n_mfcc": 40}, "n_mfcc"),
+        (AudioToMFCCPreprocessor, {"window": "kaiser"}, "window"),
+        (SpectrogramAugmentation, {"freq_masks": True}, "freq_masks"),
+        (SpectrogramAugmentation, {"time_width": 1.5}, "time_width"),
+        (SpectrogramAugmentation, {"mask_value": "max"}, "mask_value"),
+        (VocalTractLengthPerturbation, {"prob": 2}, "prob"),
+        (VocalTractLengthPerturbation, {"min_warp": 1.2}, "max_warp"),
+        (VocalTractLengthPerturbation, {"boundary": 1}, "boundary"),
+    ])
+    def test_bad_argument_is_named(self, cls: type, kwargs: dict, parameter: str) -> None:
+        """A bad argument is a ParameterError naming it, so that check points at its key."""
+        with pytest.raises(ParameterError) as info:
+            cls(**kwargs)
+        assert info.value.parameter == parameter
 
 
 class TestMelFeatures:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import neuralgraph as ng
+from neuralgraph.validators import ParameterError, check, non_empty, satisfies, sequence
 from neuralgraph_audio import AudioDataSource, ManifestEntry
 from neuralgraph_text import CharTokenizer, SentencePieceTokenizer
 
@@ -103,8 +104,7 @@ class AudioToCharDataset(_TranscriptDataSource):
         bad_data: str = "fail",
     ) -> None:
         super().__init__(sample_rate, int_values, trim_silence, augmentor, bad_data)
-        if isinstance(labels, str) or not isinstance(labels, Sequence):
-            raise ValueError(f"labels must be a list of characters (got {labels!r})")
+        check("labels", labels, satisfies(sequence.accepts, "a list of characters"))
         self.tokenizer = CharTokenizer(labels, normalize=normalize_transcripts)
         self.labels = self.tokenizer.labels
 
@@ -168,11 +168,16 @@ class AudioToClassificationLabelDataset(AudioDataSource):
         bad_data: str = "fail",
     ) -> None:
         super().__init__(sample_rate, int_values, trim_silence, augmentor, bad_data)
-        if isinstance(labels, str) or not isinstance(labels, Sequence) or not labels:
-            raise ValueError(f"labels must be a non-empty list of class names (got {labels!r})")
+        check("labels", labels, satisfies(lambda value: sequence.accepts(value)
+                                          and non_empty.accepts(value),
+                                          "a non-empty list of class names"))
         labels = [str(label) for label in labels]
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"labels must be unique (got {labels!r})")
+        first: dict[str, int] = {}
+        for i, label in enumerate(labels):
+            if label in first:
+                raise ParameterError(f"labels.{i}",
+                                     f"unique: labels[{first[label]}] is {label!r} too", label)
+            first[label] = i
         self.labels = labels
         self._index = {label: i for i, label in enumerate(labels)}
 

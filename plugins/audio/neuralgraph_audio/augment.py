@@ -20,6 +20,20 @@ from torch import Tensor
 
 import neuralgraph as ng
 from neuralgraph import NeuralType
+from neuralgraph.validators import (
+    ParameterError,
+    and_,
+    between,
+    check,
+    each,
+    ge,
+    gt,
+    instance_of,
+    non_negative_int,
+    number,
+    satisfies,
+    sequence,
+)
 from neuralgraph_audio.features import (
     _check_band,
     _check_sample_rate,
@@ -87,6 +101,9 @@ _AUGMENT_KEYS: dict[str, dict[str, float | None]] = {
                 "min_end_silence_secs": 0.0, "max_end_silence_secs": 0.0, "value": 0.0},
 }
 _BAND_LIMIT_RATES = (8000, 12000)  # simple ratios to 16 kHz: cheap to resample
+_BAND_RATES = satisfies(
+    lambda rates: bool(rates) and all(non_negative_int.accepts(r) and r >= 1000 for r in rates),
+    "a non-empty list of integer sample rates >= 1000 Hz", types=(list, tuple))
 
 
 class AudioAugmentor:
@@ -117,15 +134,16 @@ class AudioAugmentor:
 
     def __init__(self, config: Mapping[str, Mapping[str, Any]], sample_rate: int) -> None:
         if not isinstance(config, Mapping):
-            raise ValueError(f"augmentor must be a mapping of perturbations (got {config!r})")
+            raise ParameterError("augmentor", "a mapping of perturbations", config,
+                                 show_type=True)
         self.sample_rate = sample_rate
         self.steps: list[tuple[str, dict[str, Any]]] = [
             (kind, _augment_settings(kind, settings)) for kind, settings in config.items()
         ]
         for kind, s in self.steps:
             if kind == "band_limit" and max(s["rates"]) >= sample_rate:
-                raise ValueError(f"augmentor.band_limit.rates must be below the sample rate "
-                                 f"{sample_rate} (got {s['rates']})")
+                raise ParameterError("augmentor.band_limit.rates",
+                                     f"below the sample rate {sample_rate}", s["rates"])
 
     def __call__(self, samples: torch.Tensor) -> torch.Tensor:
         """Perturb a ``(T,)`` waveform; the result is ``(T',)`` (``T' != T`` after ``speed``)."""
@@ -190,52 +208,59 @@ def _uniform(low: float, high: float) -> float:
 
 
 def _augment_settings(kind: str, settings: Any) -> dict[str, Any]:
-    """One perturbation's settings with defaults filled in; ValueError says what must hold."""
+    """One perturbation's settings with defaults filled in. A bad value is a ParameterError
+    naming ``augmentor.<kind>.<key>``; an unknown name, or a min above its max, a ValueError."""
     if kind not in _AUGMENT_KEYS:
         raise ValueError(f"augmentor perturbations must be among {sorted(_AUGMENT_KEYS)} "
                          f"(got {kind!r})")
+    key = f"augmentor.{kind}"
     settings = {} if settings is None else settings
     if not isinstance(settings, Mapping):
-        raise ValueError(f"augmentor.{kind} must be a mapping (got {settings!r})")
+        raise ParameterError(key, "a mapping of settings", settings, show_type=True)
     unknown = sorted(set(settings) - set(_AUGMENT_KEYS[kind]))
     if unknown:
         raise ValueError(f"augmentor.{kind} keys must be among {sorted(_AUGMENT_KEYS[kind])} "
                          f"(got {unknown[0]!r})")
     s = {**_AUGMENT_KEYS[kind], **settings}
-    if not 0.0 <= float(s["prob"]) <= 1.0:
-        raise ValueError(f"augmentor.{kind}.prob must be in [0, 1] (got {s['prob']!r})")
+    check(f"{key}.prob", s["prob"], between(0, 1))
     lows = [k for k in s if k.startswith("min_")]
     for low in lows:
         high = "max_" + low[4:]
-        if float(s[low]) > float(s[high]):
+        check(f"{key}.{low}", s[low], number)
+        check(f"{key}.{high}", s[high], number)
+        if s[low] > s[high]:
             raise ValueError(f"augmentor.{kind}.{low} must be <= {high} "
                              f"(got {s[low]} > {s[high]})")
     if kind == "speed":
         _speed_rates(s)
-    if kind == "formant" and not 0.5 <= float(s["min_ratio"]) <= float(s["max_ratio"]) <= 2.0:
-        raise ValueError(f"augmentor.formant ratios must lie in [0.5, 2] (got "
-                         f"{s['min_ratio']}..{s['max_ratio']})")
-    if kind == "silence" and min(float(v) for k, v in s.items() if k.endswith("_secs")) < 0:
-        raise ValueError(f"augmentor.silence times must be >= 0 seconds (got {settings!r})")
+    if kind == "formant":
+        for ratio in ("min_ratio", "max_ratio"):
+            check(f"{key}.{ratio}", s[ratio], between(0.5, 2))
+    if kind == "silence":
+        for name in (k for k in s if k.endswith("_secs")):
+            check(f"{key}.{name}", s[name], ge(0))
+    if "value" in s:
+        check(f"{key}.value", s["value"], number)
     if kind == "band_limit":
         rates = list(_BAND_LIMIT_RATES) if s["rates"] is None else s["rates"]
-        if not rates or not all(isinstance(r, int) and not isinstance(r, bool) and 1000 <= r
-                                for r in rates):
-            raise ValueError(f"augmentor.band_limit.rates must be a list of integer sample rates "
-                             f">= 1000 Hz (got {s['rates']!r})")
-        s["rates"] = rates
+        check(f"{key}.rates", rates, _BAND_RATES)
+        s["rates"] = list(rates)
     return s
 
 
 def _speed_rates(s: dict[str, Any]) -> None:
+    """The speed rates to draw from: the given ones, ``num_rates`` spaced in the range, or
+    ``None`` (any rate in the range); all in [0.1, 10]."""
     if s["rates"] is not None:
-        s["rates"] = [float(r) if isinstance(r, (int, float)) else r for r in s["rates"]]
-    elif int(s["num_rates"]) > 0:
-        n = int(s["num_rates"])
+        check("augmentor.speed.rates", s["rates"], sequence,
+              each(and_(number, between(0.1, 10))))
+        s["rates"] = [float(r) for r in s["rates"]]
+        return
+    for key in ("min_speed_rate", "max_speed_rate"):
+        check(f"augmentor.speed.{key}", s[key], between(0.1, 10))
+    n = check("augmentor.speed.num_rates", s["num_rates"], instance_of(int))
+    if n > 0:
         s["rates"] = np.linspace(s["min_speed_rate"], s["max_speed_rate"], n).tolist()
-    rates = s["rates"] or [s["min_speed_rate"], s["max_speed_rate"]]
-    if not all(isinstance(r, (int, float)) and 0.1 <= r <= 10 for r in rates):
-        raise ValueError(f"augmentor.speed rates must be numbers in [0.1, 10] (got {rates!r})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,6 +283,12 @@ class _SpectrogramAugmenter(ng.NeuralModule):
     @property
     def output_types(self) -> dict[str, NeuralType]:
         return {"augmented_spec": NeuralType(("B", "D", "T"), ng.SpectrogramType())}
+
+
+_TIME_WIDTH = satisfies(lambda w: 0 <= w <= 1 if isinstance(w, float) else w >= 0,
+                        "an int >= 0 (frames) or a float in [0, 1] (a fraction)",
+                        types=(int, float))
+_MASK_VALUE = satisfies(lambda v: v == "mean" or number.accepts(v), "a number or 'mean'")
 
 
 class SpectrogramAugmentation(_SpectrogramAugmenter):
@@ -299,15 +330,10 @@ class SpectrogramAugmentation(_SpectrogramAugmenter):
             ("rect_time", rect_time),
             ("rect_freq", rect_freq),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0 (got {value!r})")
+            check(name, value, non_negative_int)
+        check("time_width", time_width, _TIME_WIDTH)
         self.adaptive_time_width = isinstance(time_width, float)
-        if isinstance(time_width, bool) or not isinstance(time_width, (int, float)):
-            raise ValueError(f"time_width must be an int or a float in [0, 1] (got {time_width!r})")
-        if (self.adaptive_time_width and not 0.0 <= time_width <= 1.0) or time_width < 0:
-            raise ValueError(f"a float time_width must be in [0, 1] (got {time_width})")
-        if isinstance(mask_value, str) and mask_value != "mean":
-            raise ValueError(f"mask_value must be a number or 'mean' (got {mask_value!r})")
+        check("mask_value", mask_value, _MASK_VALUE)
         self.freq_masks, self.freq_width = freq_masks, freq_width
         self.time_masks, self.time_width = time_masks, time_width
         self.rect_masks, self.rect_time, self.rect_freq = rect_masks, rect_time, rect_freq
@@ -419,12 +445,12 @@ class VocalTractLengthPerturbation(_SpectrogramAugmenter):
         _check_sample_rate(sample_rate)
         highfreq = highfreq or sample_rate / 2
         _check_band(lowfreq, highfreq, sample_rate)
-        if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"prob must be in [0, 1] (got {prob})")
-        if not 0.0 < min_warp <= max_warp:
-            raise ValueError(f"0 < min_warp <= max_warp must hold (got {min_warp}, {max_warp})")
-        if not 0.0 < boundary < 1.0:
-            raise ValueError(f"boundary must be in (0, 1) (got {boundary})")
+        check("prob", prob, between(0, 1))
+        check("min_warp", min_warp, number, gt(0))
+        check("max_warp", max_warp, number, satisfies(lambda w: w >= min_warp,
+                                                      f">= min_warp = {min_warp:g}",
+                                                      form="qualifier"))
+        check("boundary", boundary, between(0, 1, low_open=True, high_open=True))
         self.lowfreq, self.highfreq = float(lowfreq), float(highfreq)
         self.prob, self.min_warp, self.max_warp = prob, min_warp, max_warp
         self.boundary = boundary

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampl
 
 import neuralgraph as ng
 from neuralgraph import UserError
+from neuralgraph.validators import check, in_, non_negative_int, positive_int
 from neuralgraph_audio.augment import AudioAugmentor
 from neuralgraph_audio.batching import DurationBucketBatchSampler, PadCollate
 from neuralgraph_audio.io import read_audio, trim_silence
@@ -137,9 +138,11 @@ def _manifest_list(manifest_filepath: str | Sequence[str]) -> list[str]:
 
 def _check_loader_args(batch_size: int, num_workers: int, min_duration: float | None,
                        max_duration: float | None) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    # UserErrors, not ParameterErrors: a split's keys reach the data source only when its
+    # loader is built, after the check, so there is no key for the checker to point at
+    if not positive_int.accepts(batch_size):
         raise UserError(f"batch_size must be a positive int (got {batch_size!r})")
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+    if not non_negative_int.accepts(num_workers):
         raise UserError(f"num_workers must be an int >= 0 (got {num_workers!r})")
     if min_duration is not None and max_duration is not None and min_duration > max_duration:
         raise UserError(f"min_duration must be <= max_duration (got {min_duration} > "
@@ -198,10 +201,8 @@ class AudioDataSource(ng.DataSource):
         augmentor: Mapping[str, Mapping[str, Any]] | None = None,
         bad_data: str = "fail",
     ) -> None:
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
-            raise ValueError(f"sample_rate must be a positive int (got {sample_rate!r})")
-        if bad_data not in ("fail", "skip"):
-            raise ValueError(f"bad_data must be 'fail' or 'skip' (got {bad_data!r})")
+        check("sample_rate", sample_rate, positive_int)
+        check("bad_data", bad_data, in_(("fail", "skip")))
         self.sample_rate = sample_rate
         self.int_values = bool(int_values)
         self.trim_silence = bool(trim_silence)

@@ -21,6 +21,20 @@ from torch import Tensor
 
 import neuralgraph as ng
 from neuralgraph import AxisType, NeuralType
+from neuralgraph.validators import (
+    ParameterError,
+    and_,
+    between,
+    check,
+    ge,
+    gt,
+    in_,
+    non_negative_int,
+    number,
+    optional,
+    positive_int,
+    satisfies,
+)
 
 __all__ = [
     "AudioToMFCCPreprocessor",
@@ -41,6 +55,10 @@ WINDOWS: dict[str | None, Callable[..., Tensor] | None] = {
     None: None,
 }
 NORMALIZE_TYPES = ("per_feature", "all_features")
+_NORMALIZE = satisfies(lambda value: value in (*NORMALIZE_TYPES, None, "none", ""),
+                       "one of 'per_feature', 'all_features' or null")
+_GUARD_VALUE = satisfies(lambda value: value in ("tiny", "eps") or number.accepts(value),
+                         "a number, 'tiny' or 'eps'")
 
 
 def _ambient_device() -> torch.device:
@@ -51,29 +69,36 @@ def _ambient_device() -> torch.device:
 def _samples(sample_rate: int, seconds: float | None, samples: int | None, name: str) -> int:
     """Window size or stride in samples: ``n_window_*`` when given, else seconds x rate."""
     if samples is not None:
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples <= 0:
-            raise ValueError(f"n_{name} must be a positive int (got {samples!r})")
-        return samples
-    if seconds is None or seconds <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds, or set n_{name}")
+        return check(f"n_{name}", samples, positive_int)
+    check(name, seconds, satisfies(lambda value: value > 0, f"a positive number of seconds, "
+                                   f"or n_{name} set", types=(int, float)))
     count = int(seconds * sample_rate)
     if count <= 0:
-        raise ValueError(f"{name} ({seconds} s) must span at least one sample")
+        raise ParameterError(name, f"at least one sample long (>= {1 / sample_rate:g} s at "
+                             f"{sample_rate} Hz)", seconds)
     return count
 
 
 def _check_sample_rate(sample_rate: int) -> None:
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive int (got {sample_rate!r})")
+    check("sample_rate", sample_rate, positive_int)
 
 
 def _check_band(lowfreq: float, highfreq: float, sample_rate: int) -> None:
-    """A mel filterbank's band must lie inside [0, Nyquist]."""
-    if not 0 <= lowfreq < highfreq <= sample_rate / 2:
-        raise ValueError(
-            f"0 <= lowfreq < highfreq <= sample_rate / 2 must hold "
-            f"(got lowfreq={lowfreq}, highfreq={highfreq})"
-        )
+    """A mel filterbank's band must lie inside [0, Nyquist]: 0 <= lowfreq < highfreq <=
+    sample_rate / 2."""
+    nyquist = sample_rate / 2
+    check("highfreq", highfreq, number, satisfies(lambda value: value <= nyquist,
+                                                  f"<= sample_rate / 2 = {nyquist:g}",
+                                                  form="qualifier"))
+    check("lowfreq", lowfreq, number, ge(0), satisfies(lambda value: value < highfreq,
+                                                       f"< highfreq = {highfreq:g}",
+                                                       form="qualifier"))
+
+
+def _check_n_fft(n_fft: int, window: int) -> None:
+    check("n_fft", n_fft, positive_int, satisfies(lambda value: value >= window,
+                                                  f">= the window's {window} samples",
+                                                  form="qualifier"))
 
 
 def valid_frames(lengths: Tensor, time: int) -> Tensor:
@@ -162,6 +187,7 @@ class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
         self.sample_rate = sample_rate
         self.win_length = _samples(sample_rate, window_size, n_window_size, "window_size")
         self.hop_length = _samples(sample_rate, window_stride, n_window_stride, "window_stride")
+        check("n_fft", n_fft, optional(positive_int))
         self.n_fft = n_fft or 2 ** math.ceil(math.log2(self.win_length))
         highfreq = highfreq or sample_rate / 2
         self._check(window, normalize, features, lowfreq, highfreq, log_zero_guard_type)
@@ -190,17 +216,12 @@ class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
         highfreq: float,
         guard_type: str,
     ) -> None:
-        if self.n_fft < self.win_length:
-            raise ValueError(f"n_fft ({self.n_fft}) must be >= the window ({self.win_length})")
-        if window not in WINDOWS:
-            raise ValueError(f"window must be one of {[w for w in WINDOWS if w]} (got {window!r})")
-        if normalize not in (*NORMALIZE_TYPES, None, "none", ""):
-            raise ValueError(f"normalize must be one of {NORMALIZE_TYPES} or null")
-        if isinstance(features, bool) or not isinstance(features, int) or features <= 0:
-            raise ValueError(f"features must be a positive int (got {features!r})")
+        _check_n_fft(self.n_fft, self.win_length)
+        check("window", window, in_(WINDOWS))
+        check("normalize", normalize, _NORMALIZE)
+        check("features", features, positive_int)
         _check_band(lowfreq, highfreq, self.sample_rate)
-        if guard_type not in ("add", "clamp"):
-            raise ValueError(f"log_zero_guard_type must be 'add' or 'clamp' (got {guard_type!r})")
+        check("log_zero_guard_type", guard_type, in_(("add", "clamp")))
 
     @staticmethod
     def _check_more(
@@ -211,22 +232,12 @@ class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
         mag_power: float,
         preemph: float | None,
     ) -> None:
-        if isinstance(guard_value, str) and guard_value not in ("tiny", "eps"):
-            raise ValueError(
-                f"log_zero_guard_value must be a number, 'tiny' or 'eps' (got {guard_value!r})"
-            )
-        if dither < 0:
-            raise ValueError(f"dither must be >= 0 (got {dither})")
-        if isinstance(pad_to, bool) or not isinstance(pad_to, int) or pad_to < 0:
-            raise ValueError(f"pad_to must be an int >= 0 (got {pad_to!r})")
-        if isinstance(frame_splicing, bool) or not isinstance(frame_splicing, int):
-            raise ValueError(f"frame_splicing must be a positive int (got {frame_splicing!r})")
-        if frame_splicing < 1:
-            raise ValueError(f"frame_splicing must be a positive int (got {frame_splicing!r})")
-        if mag_power <= 0:
-            raise ValueError(f"mag_power must be > 0 (got {mag_power})")
-        if preemph is not None and not 0 <= preemph < 1:
-            raise ValueError(f"preemph must be in [0, 1) or null (got {preemph})")
+        check("log_zero_guard_value", guard_value, _GUARD_VALUE)
+        check("dither", dither, number, ge(0))
+        check("pad_to", pad_to, non_negative_int)
+        check("frame_splicing", frame_splicing, positive_int)
+        check("mag_power", mag_power, number, gt(0))
+        check("preemph", preemph, optional(and_(number, between(0, 1, high_open=True))))
 
     def _register_constants(self, window: str | None, lowfreq: float, highfreq: float) -> None:
         """Window and filterbank as non-persistent buffers (computed on CPU, then moved)."""
@@ -382,13 +393,14 @@ class AudioToMFCCPreprocessor(ng.NeuralModule):
         self.sample_rate = sample_rate
         self.win_length = _samples(sample_rate, window_size, n_window_size, "window_size")
         self.hop_length = _samples(sample_rate, window_stride, n_window_stride, "window_stride")
+        check("n_fft", n_fft, optional(positive_int))
         n_fft = n_fft or 2 ** math.ceil(math.log2(self.win_length))
-        if window not in WINDOWS:
-            raise ValueError(f"window must be one of {[w for w in WINDOWS if w]} (got {window!r})")
-        if not 0 < n_mfcc <= n_mels:
-            raise ValueError(f"0 < n_mfcc <= n_mels must hold (got {n_mfcc} and {n_mels})")
-        if n_fft < self.win_length:
-            raise ValueError(f"n_fft ({n_fft}) must be >= the window ({self.win_length})")
+        check("window", window, in_(WINDOWS))
+        check("n_mels", n_mels, positive_int)
+        check("n_mfcc", n_mfcc, positive_int, satisfies(lambda value: value <= n_mels,
+                                                        f"<= n_mels = {n_mels}",
+                                                        form="qualifier"))
+        _check_n_fft(n_fft, self.win_length)
         self.n_mfcc = n_mfcc
         melkwargs = {
             "f_min": float(lowfreq),

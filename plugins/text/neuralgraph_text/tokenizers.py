@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from neuralgraph import UserError
+from neuralgraph.validators import ParameterError
 from neuralgraph_text.normalize import normalize_transcript
 
 __all__ = ["CharTokenizer", "SentencePieceTokenizer", "train_sentencepiece"]
@@ -32,13 +33,12 @@ class CharTokenizer:
     def __init__(self, labels: Sequence[str], *, normalize: bool = True) -> None:
         labels = list(labels)
         if not labels:
-            raise ValueError("labels must be a non-empty list of characters")
+            raise ParameterError("labels", "a non-empty list of characters", labels)
         bad = [label for label in labels if not isinstance(label, str) or len(label) != 1]
         if bad:
-            raise ValueError(f"labels must be single characters (got {bad[0]!r})")
-        if len(set(labels)) != len(labels):
-            dup = next(label for label in labels if labels.count(label) > 1)
-            raise ValueError(f"labels must be unique (got {dup!r} twice)")
+            raise ParameterError("labels", f"a list of single characters ({bad[0]!r} is not one)",
+                                 labels)
+        _check_unique(labels)
         self.labels = labels
         self.normalize_text = normalize
         self._index = {label: i for i, label in enumerate(labels)}
@@ -72,6 +72,16 @@ class CharTokenizer:
                 raise ValueError(f"label id must be in [0, {len(self.labels)}) (got {i})")
             out.append(self.labels[i])
         return "".join(out)
+
+
+def _check_unique(labels: Sequence[Any]) -> None:
+    """A repeated label is a ParameterError naming its second place (``labels.<i>``)."""
+    first: dict[Any, int] = {}
+    for i, label in enumerate(labels):
+        if label in first:
+            raise ParameterError(f"labels.{i}", f"unique: labels[{first[label]}] is {label!r} too",
+                                 label)
+        first[label] = i
 
 
 class SentencePieceTokenizer:
