@@ -34,6 +34,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.optimizer import ParamsT
 
 from neuralgraph.errors import UserError
+from neuralgraph.validators import ParameterError, Validator, boolean, check, ge, gt, le, lt, number
 
 __all__ = [
     "OPTIMIZERS",
@@ -65,19 +66,19 @@ __all__ = [
 # --- argument checks ------------------------------------------------------------------------
 
 
+# Each raises a ParameterError (a UserError) naming the argument; a range is checked one bound
+# at a time, so that the message names the bound that is broken ("'lr' must be >= 0").
+_INTEGER = Validator("an integer", types=(int,))
+
+
 def _number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
             low_open: bool = False, high_open: bool = False) -> float:
     """``value`` as a float, or raise saying which range it must lie in."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UserError(
-            f"'{name}' must be a number (got {value!r} that is a {type(value).__name__})"
-        )
-    if math.isnan(value):
-        raise UserError(f"'{name}' must be a number (got nan)")
-    if low is not None and (value <= low if low_open else value < low):
-        raise UserError(f"'{name}' must be {'>' if low_open else '>='} {low} (got {value})")
-    if high is not None and (value >= high if high_open else value > high):
-        raise UserError(f"'{name}' must be {'<' if high_open else '<='} {high} (got {value})")
+    check(name, value, number)
+    if low is not None:
+        check(name, value, gt(low) if low_open else ge(low))
+    if high is not None:
+        check(name, value, lt(high) if high_open else le(high))
     return float(value)
 
 
@@ -85,28 +86,18 @@ def _integer(name: str, value: Any, *, low: int) -> int:
     """``value`` as an int >= ``low`` (integral floats such as ``1.0e4`` are accepted)."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UserError(
-            f"'{name}' must be an integer (got {value!r} that is a {type(value).__name__})"
-        )
-    if value < low:
-        raise UserError(f"'{name}' must be >= {low} (got {value})")
-    return value
+    return check(name, check(name, value, _INTEGER), ge(low))
 
 
 def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise UserError(
-            f"'{name}' must be true or false (got {value!r} that is a {type(value).__name__})"
-        )
-    return value
+    return check(name, value, boolean)
 
 
 def _betas(value: Any, name: str = "betas") -> tuple[float, float]:
     """Two coefficients in [0, 1); YAML gives a list, Python code a tuple."""
     if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2:
-        raise UserError(f"'{name}' must be a pair of numbers in [0, 1) (got {value!r})")
-    first, second = (_number(f"{name}[{i}]", v, low=0.0, high=1.0, high_open=True)
+        raise ParameterError(name, "a pair of numbers in [0, 1)", value)
+    first, second = (_number(f"{name}.{i}", v, low=0.0, high=1.0, high_open=True)
                      for i, v in enumerate(value))
     return first, second
 
@@ -366,8 +357,7 @@ class WarmupPolicy(LRScheduler):
                hold_ratio: Any = None) -> None:
         """Validate and store the phase boundaries (before ``LRScheduler`` takes its first step)."""
         if not isinstance(optimizer, Optimizer):
-            kind = type(optimizer).__name__
-            raise UserError(f"'optimizer' must be a torch Optimizer (got a {kind})")
+            raise ParameterError("optimizer", "a torch Optimizer", optimizer, show_type=True)
         self.max_steps = _integer("max_steps", max_steps, low=1)
         self.warmup_steps = _phase_steps("warmup", warmup_steps, warmup_ratio, self.max_steps)
         hold = _phase_steps("hold", hold_steps, hold_ratio, self.max_steps)
