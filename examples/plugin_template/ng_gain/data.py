@@ -10,6 +10,7 @@ import math
 import torch
 
 import neuralgraph as ng
+from neuralgraph.validators import ParameterError, check, finite, number, positive_int
 
 __all__ = ["SineWaves"]
 
@@ -48,13 +49,11 @@ class SineWaves(ng.DataSource):
 
     def __init__(self, sample_rate: int = 16000, duration: float = 0.1,
                  target_gain: float = 0.5, seed: int = 0) -> None:
-        if sample_rate <= 0:
-            raise ValueError(f"sample_rate must be > 0 (got {sample_rate})")
-        if duration * sample_rate < 1:
-            raise ValueError(f"duration * sample_rate must be at least one sample "
-                             f"(got {duration} s at {sample_rate} Hz)")
-        if not math.isfinite(target_gain):
-            raise ValueError(f"target_gain must be a finite number (got {target_gain!r})")
+        check("sample_rate", sample_rate, positive_int)
+        if check("duration", duration, number) * sample_rate < 1:
+            raise ParameterError("duration", f"at least one sample long (>= {1 / sample_rate:g} s "
+                                 f"at {sample_rate} Hz)", duration)
+        check("target_gain", target_gain, number, finite)
         self.sample_rate, self.duration = sample_rate, duration
         self.target_gain, self.seed = target_gain, seed
 

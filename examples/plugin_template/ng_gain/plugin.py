@@ -11,13 +11,13 @@ and calls every ``register_*`` hook implemented here with its registry. The entr
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 import neuralgraph as ng
+from neuralgraph.validators import boolean, check, finite, number
 from ng_gain.data import SineWaves
 
 if TYPE_CHECKING:
@@ -36,9 +36,10 @@ class Gain(ng.NeuralModule):
 
     def __init__(self, gain: float = 1.0, learnable: bool = False) -> None:
         super().__init__()
-        if not math.isfinite(gain):
-            raise ValueError(f"gain must be a finite number (got {gain!r})")
-        if learnable:
+        # a bad value raises ng.ParameterError ("'gain' must be a finite number (got nan)"),
+        # which `neuralgraph check` reports at the `gain:` line of the graph file
+        check("gain", gain, number, finite)
+        if check("learnable", learnable, boolean):
             self.gain: torch.Tensor | float = nn.Parameter(torch.tensor(float(gain)))
         else:
             self.gain = float(gain)
