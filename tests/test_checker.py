@@ -240,6 +240,79 @@ class TestParameterErrors:
         assert "bad parameter for Stack (node 'stack'): width must be <= 64" in problem.message
 
 
+ASR_GRAPH = """\
+name: bad_params
+labels: [" ", a, b, c]
+data:
+  module: AudioToCharDataset
+  params:
+    labels: ${labels}
+    augmentor:
+      speed:
+        prob: 2
+nodes:
+  preprocessor:
+    module: AudioToMelSpectrogramPreprocessor
+    params:
+      sample_rate: 0
+      features: 16
+    inputs: {input_signal: data.audio_signal, length: data.audio_length}
+  encoder:
+    module: ConvASREncoder
+    params:
+      feat_in: 16
+      activation: relu
+      jasper:
+      - {filters: 8, repeat: 1, kernel: [3], stride: [1], dilation: [1], dropout: 0.0,
+         residual: false}
+      - filters: 8
+        repeat: 1
+        kernel: [0]
+        stride: [1]
+        dilation: [1]
+        dropout: 0.0
+        residual: false
+    inputs: {audio_signal: preprocessor.processed_signal, length: preprocessor.processed_length}
+"""
+
+
+class TestParameterErrorsInTheCLI:
+    def test_each_at_its_own_line(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """`neuralgraph check` prints each bad constructor argument at its own line, as
+        file:line: error: key: 'name' must be <requirement> (got <value>), and exits 2."""
+        pytest.importorskip("neuralgraph_asr")
+        from neuralgraph.cli import main
+
+        path = write(tmp_path, ASR_GRAPH)
+        assert main(["check", str(path)]) == 2
+        err = capsys.readouterr().err
+        expected = [
+            (line_of(path, "prob: 2"), "data.params.augmentor.speed.prob",
+             "'augmentor.speed.prob' must be in [0, 1] (got 2)"),
+            (line_of(path, "sample_rate: 0"), "nodes.preprocessor.params.sample_rate",
+             "'sample_rate' must be a positive int (got 0)"),
+            (line_of(path, "kernel: [0]"), "nodes.encoder.params.jasper.1.kernel.0",
+             "'jasper[1].kernel[0]' must be a positive int (got 0)"),
+        ]
+        for line, key, message in expected:
+            assert f"{path}:{line}: error: {key}: {message}" in err.splitlines(), err
+
+    def test_a_value_given_on_the_command_line(self, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+        """A bad value set by an override is reported at that override."""
+        pytest.importorskip("neuralgraph_asr")
+        from neuralgraph.cli import main
+
+        text = ASR_GRAPH.replace("prob: 2", "prob: 0.5").replace("sample_rate: 0",
+                                                                   "sample_rate: 16000")
+        path = write(tmp_path, text.replace("kernel: [0]", "kernel: [5]"))
+        override = "nodes.encoder.params.jasper.1.dropout=1.5"
+        assert main(["check", str(path), override]) == 2
+        err = capsys.readouterr().err
+        assert f"override #1 '{override}'" in err
+        assert "'jasper[1].dropout' must be in [0, 1) (got 1.5)" in err
+
+
 def line_of_column(path: Path, needle: str) -> int:
     """The 1-based column of ``needle`` on its line."""
     for line in path.read_text().splitlines():
