@@ -186,7 +186,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     model = GraphModel.restore_from(args.model, overrides=args.overrides)
     extra = dict(_parse_kv(p) for p in args.data_params)
     loader = model.dataloader_for(args.data, batch_size=args.batch_size, **extra)
-    results = model.evaluate(loader)
+    results = model.evaluate(loader, progress=True)
     if args.json:
         print(json.dumps(results))
     else:

@@ -422,24 +422,27 @@ class GraphModel(pl.LightningModule):
         return self.data_source.dataloader(split, **split_params)
 
     @torch.no_grad()
-    def evaluate(self, loader: Any) -> dict[str, float]:
-        """Loss (batch-weighted mean) and every metric over a loader, in eval mode."""
+    def evaluate(self, loader: Any, progress: bool = False) -> dict[str, float]:
+        """Loss (batch-weighted mean) and every metric over a loader, in eval mode.
+
+        ``progress``: show batches done on stderr (:class:`~neuralgraph.progress.Progress`).
+        """
+        from neuralgraph.progress import Progress
+
         self.eval()
         for metric in self.metrics.values():
             metric.reset()
         total, count = 0.0, 0
-        for batch in loader:
-            batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v
-                     for k, v in batch.items()}
-            out = self(**batch)
-            size = self._batch_size(batch)
-            if self.plan.loss is not None and self.plan.loss in out:
-                total += float(out[self.plan.loss]) * size
+        try:
+            batches = len(loader)
+        except TypeError:  # an iterable loader of unknown length
+            batches = None
+        with Progress(batches, "evaluate", unit="batches", disable=not progress) as shown:
+            for batch in loader:
+                loss_sum, size = self._evaluate_batch(batch)
+                total += loss_sum
                 count += size
-            for name, plan in self.plan.metrics.items():
-                kwargs = self._metric_inputs(plan, out, batch)
-                if kwargs is not None:
-                    self.metrics[name].update(**kwargs)
+                shown.update()
         results: dict[str, float] = {}
         if count:
             results["loss"] = total / count
@@ -447,6 +450,21 @@ class GraphModel(pl.LightningModule):
             results[name] = float(metric.compute())
         results["utterances"] = float(count) if count else float("nan")
         return results
+
+    def _evaluate_batch(self, batch: Mapping[str, Any]) -> tuple[float, int]:
+        """Update the metrics with one batch; its (loss x batch size, batch size), or (0, 0)
+        when the loss is not computed."""
+        batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v
+                 for k, v in batch.items()}
+        out = self(**batch)
+        for name, plan in self.plan.metrics.items():
+            kwargs = self._metric_inputs(plan, out, batch)
+            if kwargs is not None:
+                self.metrics[name].update(**kwargs)
+        if self.plan.loss is None or self.plan.loss not in out:
+            return 0.0, 0
+        size = self._batch_size(batch)
+        return float(out[self.plan.loss]) * size, size
 
     # --- archives ----------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ class TestTrainedArchive:
         lines = [json.loads(line) for line in result.stdout.splitlines()]
         assert [line["audio_filepath"] for line in lines] == list(map(str, files))
         assert all(isinstance(line["text"], str) for line in lines)
+        assert "transcribe: 2/2 files (100%)" in result.stderr  # progress off a terminal
 
     def test_transcribe_beam_matches_python_api(self, trained: Path) -> None:
         """Beam search runs, and the Python API agrees with the CLI's greedy output."""
@@ -80,6 +81,7 @@ class TestTrainedArchive:
         assert result.returncode == 0, result.stderr
         metrics = json.loads(result.stdout)
         assert 0.0 <= metrics["wer"] <= 1.5 and metrics["utterances"] == 60
+        assert "evaluate: 8/8 batches (100%)" in result.stderr  # 60 utterances, batch size 8
 
     def test_evaluate_takes_the_decoder(self, trained: Path, tmp_path: Path) -> None:
         """Overrides choose beam search with a lexicon and LM made by `neuralgraph asr lm`;
@@ -172,6 +174,7 @@ class TestTrainedArchive:
                              "--vtln-warps", "0.9", "1.0", "1.1")
             assert result.returncode == 0, result.stderr
             assert [line.split("\t")[0] for line in result.stdout.splitlines()] == files
+            assert "vtln: scoring 3 warps: 3/3 files (100%)" in result.stderr
         bad = run_cli("transcribe", "--model", str(trained), *files, "--vtln", "speaker",
                       "--vtln-warps", "5")
         assert bad.returncode == 2 and "vtln_warps" in bad.stderr

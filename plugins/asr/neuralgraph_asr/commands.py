@@ -75,7 +75,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
                    "lm_weight": args.lm_weight}
     texts = model.transcribe(paths, batch_size=args.batch_size, decoder=args.decoder,
                              vtln=args.vtln, speakers=speakers, vtln_warps=args.vtln_warps,
-                             **options)
+                             progress=True, **options)
     if args.wer:
         assert references is not None
         # The reference as `evaluate` scores it: through the model's tokenizer and back.

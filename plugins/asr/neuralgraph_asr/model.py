@@ -137,33 +137,36 @@ class ASRModel(ng.GraphModel):
     def transcribe(self, paths: Sequence[str | Path], batch_size: int = 4,
                    decoder: str = "greedy", vtln: str | None = None,
                    speakers: Sequence[Hashable] | None = None,
-                   vtln_warps: Sequence[float] = DEFAULT_WARPS,
+                   vtln_warps: Sequence[float] = DEFAULT_WARPS, progress: bool = False,
                    **decoder_options: Any) -> list[str]:
         """Text of each audio file (read with soundfile, resampled to the model's rate).
 
         ``vtln``: None, ``"utterance"`` (a warp per file) or ``"speaker"`` (one warp per
         speaker: ``speakers`` names each file's speaker; without it all files are one
         speaker), chosen from ``vtln_warps`` (:mod:`neuralgraph_asr.vtln`). Costs one forward
-        pass of the graph after the features per warp.
+        pass of the graph after the features per warp. ``progress``: show files done on
+        stderr (:class:`neuralgraph.Progress`; VTLN's scoring pass is shown apart).
         """
         decode = self.decoder(decoder, **decoder_options)
         warps: list[float] | None = None
         if vtln is not None:
-            warps = self._vtln_warps(paths, batch_size, vtln, speakers, vtln_warps)
+            warps = self._vtln_warps(paths, batch_size, vtln, speakers, vtln_warps, progress)
         source = self.data_source
         texts: list[str] = []
         step = max(1, batch_size)
-        for start in range(0, len(paths), step):
-            chunk = paths[start: start + step]
-            chunk_warps = None if warps is None else warps[start: start + len(chunk)]
-            log_probs, lengths = self.log_probs(self._read(chunk), chunk_warps)
-            for ids in decode(log_probs.float().cpu(), lengths.cpu()):
-                texts.append(source.ids_to_text(ids))
+        with ng.Progress(len(paths), "transcribe", unit="files", disable=not progress) as shown:
+            for start in range(0, len(paths), step):
+                chunk = paths[start: start + step]
+                chunk_warps = None if warps is None else warps[start: start + len(chunk)]
+                log_probs, lengths = self.log_probs(self._read(chunk), chunk_warps)
+                for ids in decode(log_probs.float().cpu(), lengths.cpu()):
+                    texts.append(source.ids_to_text(ids))
+                shown.update(len(chunk))
         return texts
 
     def _vtln_warps(self, paths: Sequence[str | Path], batch_size: int, mode: str,
                     speakers: Sequence[Hashable] | None,
-                    grid: Sequence[float]) -> list[float]:
+                    grid: Sequence[float], progress: bool = False) -> list[float]:
         """The VTLN warp of each file: the grid's best-scoring warp per speaker or file."""
         if mode not in VTLN_MODES:
             raise ng.UserError(f"vtln must be one of {list(VTLN_MODES)} or None (got {mode!r})")
@@ -176,12 +179,15 @@ class ASRModel(ng.GraphModel):
         self._mel_features()  # a graph without mel features cannot be warped: say so now
         rows = []
         step = max(1, batch_size)
-        for start in range(0, len(paths), step):
-            audio = self._read(paths[start: start + step])
-            factors = [torch.full((len(audio),), float(w)) for w in grid]
-            scores = [best_path_scores(lp.float().cpu(), n.cpu())
-                      for lp, n in self._warped_log_probs(audio, factors)]
-            rows.append(torch.stack(scores, dim=1))  # (B, K)
+        with ng.Progress(len(paths), f"vtln: scoring {len(grid)} warps", unit="files",
+                         disable=not progress) as shown:
+            for start in range(0, len(paths), step):
+                audio = self._read(paths[start: start + step])
+                factors = [torch.full((len(audio),), float(w)) for w in grid]
+                scores = [best_path_scores(lp.float().cpu(), n.cpu())
+                          for lp, n in self._warped_log_probs(audio, factors)]
+                rows.append(torch.stack(scores, dim=1))  # (B, K)
+                shown.update(len(audio))
         if mode == "speaker" and speakers is None:
             speakers = [0] * len(paths)
         return choose_warps(torch.cat(rows), [float(w) for w in grid],
