@@ -63,6 +63,7 @@ if TYPE_CHECKING:
         set_typecheck,
         typecheck,
     )
+    from neuralgraph.pretrained import PretrainedEntry
     from neuralgraph.registry import Registry
     from neuralgraph.validators import ParameterError
 
@@ -81,6 +82,7 @@ _LAZY = {
     "PlannedNode": "neuralgraph.model",
     "NeuralMetric": "neuralgraph.metric",
     "Progress": "neuralgraph.progress",
+    "PretrainedEntry": "neuralgraph.pretrained",
     "Registry": "neuralgraph.registry",
     "get_registry": "neuralgraph.registry",
     "ParameterError": "neuralgraph.validators",
@@ -136,6 +138,7 @@ __all__ = [
     "ParameterError",
     "PlannedNode",
     "PredictionsType",
+    "PretrainedEntry",
     "Problem",
     "ProbsType",
     "Progress",

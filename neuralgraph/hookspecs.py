@@ -87,3 +87,16 @@ def register_commands(registry: Registry) -> None:
     ``configure(parser)`` adds arguments to an ``argparse`` parser; ``run(args)`` returns an exit
     code. Raise ``neuralgraph.UserError`` for a mistake of the user's (exit 2, no traceback).
     """
+
+
+# --- pretrained models -----------------------------------------------------------------------
+
+
+@hookspec
+def register_pretrained(registry: Registry) -> None:
+    """Add pretrained models to the catalog: ``registry.add_pretrained(entry)``.
+
+    ``entry`` is a :class:`neuralgraph.pretrained.PretrainedEntry` (name, task, sources,
+    sha256, size, license, measured figures). ``neuralgraph pretrained list`` runs only this
+    hook, so import no torch in it.
+    """

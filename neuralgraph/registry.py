@@ -28,11 +28,11 @@ import pluggy
 from neuralgraph import hookspecs
 from neuralgraph.errors import UserError
 
-__all__ = ["Entry", "PluginInfo", "Registry", "UnknownNameError", "get_registry", "load_commands",
-           "reset_registry"]
+__all__ = ["Entry", "PluginInfo", "Registry", "UnknownNameError", "get_catalog", "get_registry",
+           "load_commands", "reset_registry"]
 
 KINDS = ("module", "loss", "metric", "data_source", "element_type", "optimizer", "scheduler",
-         "callback", "command")
+         "callback", "command", "pretrained_model")
 NODE_KINDS = ("module", "loss")  # what `nodes.X.module` may name
 
 ENTRY_POINT_GROUP = "neuralgraph"
@@ -125,6 +125,15 @@ class Registry:
     ) -> None:
         """Register a CLI subcommand ``neuralgraph NAME``."""
         self._add("command", name, (configure, run), help=help)
+
+    def add_pretrained(self, entry: Any) -> None:
+        """Register a :class:`neuralgraph.pretrained.PretrainedEntry` under its name."""
+        from neuralgraph.pretrained import PretrainedEntry
+
+        if not isinstance(entry, PretrainedEntry):
+            raise TypeError(f"add_pretrained takes a neuralgraph.pretrained.PretrainedEntry "
+                            f"(got {type(entry).__name__})")
+        self._add("pretrained_model", entry.name, entry)
 
     def _add(self, kind: str, name: str, obj: Any, help: str = "") -> None:
         entry = Entry(kind, name, self._current, obj, help)
@@ -263,6 +272,7 @@ _HOOK_ORDER = (
     "register_schedulers",
     "register_callbacks",
     "register_commands",
+    "register_pretrained",
 )
 
 
@@ -277,6 +287,7 @@ def _kind_label(kinds: tuple[str, ...]) -> str:
         "scheduler": "scheduler",
         "callback": "callback",
         "command": "command",
+        "pretrained_model": "pretrained model",
     }
     return "/".join(dict.fromkeys(labels[k] for k in kinds))
 
@@ -345,6 +356,7 @@ def _load(registry: Registry, hooks: Iterable[str] | None = None,
 
 
 _REGISTRY: Registry | None = None
+_CATALOG: Registry | None = None
 _LOCK = threading.Lock()
 
 
@@ -368,8 +380,21 @@ def load_commands(env_plugins: bool = True) -> Registry:
     return _load(Registry(), hooks=("register_commands",), env_plugins=env_plugins)
 
 
+def get_catalog() -> Registry:
+    """The registry to look pretrained models up in: the process-wide registry when it is
+    loaded, else (once) a registry of only the plugins' ``register_pretrained`` hooks, so that
+    ``neuralgraph pretrained list`` imports no torch."""
+    global _CATALOG
+    with _LOCK:
+        if _REGISTRY is not None:
+            return _REGISTRY
+        if _CATALOG is None:
+            _CATALOG = _load(Registry(), hooks=("register_pretrained",))
+        return _CATALOG
+
+
 def reset_registry() -> None:
     """Forget the loaded registry (tests; after installing a plugin in-process)."""
-    global _REGISTRY
+    global _REGISTRY, _CATALOG
     with _LOCK:
-        _REGISTRY = None
+        _REGISTRY = _CATALOG = None

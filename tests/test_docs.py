@@ -34,6 +34,7 @@ HOOK_KIND = {
     "register_schedulers": "scheduler",
     "register_callbacks": "callback",
     "register_commands": "command",
+    "register_pretrained": "pretrained_model",
 }
 DOCUMENTED_KINDS = ("module", "loss", "metric", "data_source", "element_type", "optimizer",
                     "scheduler")
@@ -132,6 +133,9 @@ def _exercise(entry: Entry) -> None:
         scheduler = obj(optimizer, max_steps=10)
         optimizer.step()
         scheduler.step()
+    elif entry.kind == "pretrained_model":
+        card = obj.to_card(entry.plugin)
+        assert obj.name in card and obj.sha256 in card and obj.metrics and obj.license
     elif entry.kind == "callback":
         import pytorch_lightning as pl
 
