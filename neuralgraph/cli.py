@@ -55,8 +55,11 @@ def _configure_plugins(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", "-v", action="store_true", help="list every name")
 
 
+_MODEL_HELP = "a .ngm archive, or a pretrained model's name ('neuralgraph pretrained list')"
+
+
 def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="a .ngm archive")
+    parser.add_argument("--model", required=True, help=_MODEL_HELP)
     parser.add_argument("--data", "--manifest", dest="data", required=True, metavar="PATH",
                         help="the data to evaluate on: a file or folder that the model's data "
                              "source reads (a manifest for audio sources)")
@@ -70,9 +73,20 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
 
 
 def _configure_export(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="a .ngm archive")
+    parser.add_argument("--model", required=True, help=_MODEL_HELP)
     parser.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
     parser.add_argument("--output", "-o", help="output file (default: next to the archive)")
+
+
+def _configure_pretrained(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="pretrained_command", metavar="ACTION", required=True)
+    sub.add_parser("list", help="one model a line: name, task, size, headline figure, plugin")
+    info = sub.add_parser("info", help="the model card: recipe, training data, figures "
+                                       "measured on held-out data, license, sha256, sources")
+    info.add_argument("name", help="a pretrained model's name")
+    download = sub.add_parser("download", help="fetch a model's file into the cache (checked "
+                                               "against its sha256) and print its path")
+    download.add_argument("name", help="a pretrained model's name")
 
 
 def _run_check(args: argparse.Namespace) -> int:
@@ -182,8 +196,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     import json
 
     from neuralgraph.model import GraphModel
+    from neuralgraph.pretrained import resolve_model
 
-    model = GraphModel.restore_from(args.model, overrides=args.overrides)
+    model = GraphModel.restore_from(resolve_model(args.model), overrides=args.overrides)
     extra = dict(_parse_kv(p) for p in args.data_params)
     loader = model.dataloader_for(args.data, batch_size=args.batch_size, **extra)
     results = model.evaluate(loader, progress=True)
@@ -200,6 +215,26 @@ def _run_export(args: argparse.Namespace) -> int:
 
     out = export(args.model, args.format, args.output)
     print(f"exported {out}")
+    return 0
+
+
+def _run_pretrained(args: argparse.Namespace) -> int:
+    from neuralgraph import pretrained
+
+    if args.pretrained_command == "list":
+        rows = [(e.name, e.task, pretrained.human_size(e.size), e.headline, f"[{plugin}]")
+                for plugin, e in pretrained.catalog()]
+        if not rows:
+            print("no pretrained models: no installed plugin registers one", file=sys.stderr)
+        widths = [max((len(r[i]) for r in rows), default=0) for i in range(4)]
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+        return 0
+    registry_entry = pretrained.lookup_entry(args.name)
+    if args.pretrained_command == "info":
+        print(registry_entry.obj.to_card(registry_entry.plugin))
+    else:
+        print(pretrained.fetch(registry_entry.obj))
     return 0
 
 
@@ -220,6 +255,8 @@ _CORE: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "info": (_configure_info, _run_info, "show a module's docstring, parameters and ports"),
     "evaluate": (_configure_evaluate, _run_evaluate, "metrics of an archive on a data set"),
     "export": (_configure_export, _run_export, "export an archive (onnx, torchscript)"),
+    "pretrained": (_configure_pretrained, _run_pretrained,
+                   "the catalog of pretrained models: list, info NAME, download NAME"),
 }
 
 

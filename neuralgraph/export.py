@@ -19,6 +19,7 @@ from torch import nn
 
 from neuralgraph.errors import UserError
 from neuralgraph.model import GraphModel
+from neuralgraph.pretrained import resolve_model
 
 __all__ = ["ExportWrapper", "export"]
 
@@ -89,14 +90,19 @@ def example_inputs(model: GraphModel, inputs: Sequence[str]) -> tuple[torch.Tens
 
 
 def export(archive: str | Path, fmt: str, output: str | Path | None = None) -> Path:
-    """Export ``archive`` to ``fmt`` ("onnx" or "torchscript"); returns the written file."""
-    model = GraphModel.restore_from(archive)
+    """Export ``archive`` (a ``.ngm`` file or a pretrained model's name) to ``fmt`` ("onnx" or
+    "torchscript"); returns the written file (by default next to the archive, or for a
+    pretrained model ``NAME.onnx`` in the current folder)."""
+    path = resolve_model(archive)
+    model = GraphModel.restore_from(path)
     inputs = export_boundary(model)
     outputs = model.sinks(inputs)
     wrapper = ExportWrapper(model, inputs, outputs).eval()
     args = example_inputs(model, inputs)
     suffix = {"onnx": ".onnx", "torchscript": ".ts"}[fmt]
-    out = Path(output) if output else Path(archive).with_suffix(suffix)
+    default = path.with_suffix(suffix) if path == Path(archive).expanduser() \
+        else Path(f"{archive}{suffix}")
+    out = Path(output) if output else default
     if fmt == "torchscript":
         with torch.no_grad():
             traced = torch.jit.trace(wrapper, args, check_trace=False)

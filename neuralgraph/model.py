@@ -482,6 +482,17 @@ class GraphModel(pl.LightningModule):
 
         return restore_archive(Path(path), cls, map_location=map_location, overrides=overrides)
 
+    @classmethod
+    def from_pretrained(cls, name: str, progress: bool = True,
+                        **restore_kwargs: Any) -> GraphModel:
+        """Restore the catalog's pretrained model ``name`` (``neuralgraph pretrained list``) as
+        an instance of this class (``ASRModel.from_pretrained`` gives an ASRModel): its file is
+        fetched (downloaded into the cache if need be) and its sha256 checked first.
+        ``restore_kwargs`` go to :meth:`restore_from` (``map_location``, ``overrides``)."""
+        from neuralgraph.pretrained import fetch, lookup
+
+        return cls.restore_from(fetch(lookup(name), progress=progress), **restore_kwargs)
+
 
 def _build(plan: NodePlan) -> nn.Module:
     return plan.cls(**plan.params)

@@ -1,6 +1,6 @@
 """The catalog of pretrained models (neuralgraph/pretrained.py): entries from plugins' hooks,
-and downloads from a real HTTP server on the loopback address (resume, checksums, servers that
-ignore Range, 404, no server)."""
+downloads from a real HTTP server on the loopback address (resume, checksums, servers that
+ignore Range, 404, no server), and `neuralgraph pretrained list` showing a plugin's entries."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import neuralgraph as ng
+from neuralgraph.cli import main
 from neuralgraph.pretrained import (
     DownloadError,
     Measured,
@@ -313,3 +314,25 @@ class TestRegisterPretrained:
         registry.register_plugin(module, "broken")
         assert "takes a neuralgraph.pretrained.PretrainedEntry" in registry.plugins[
             "broken"].error
+
+    def test_neuralgraph_plugins_module_is_listed(self, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+        """A plugin module named in NEURALGRAPH_PLUGINS adds entries that `pretrained list`
+        shows and `--model` accepts, next to the shipped ones."""
+        local = tmp_path / "m.ngm"
+        local.write_bytes(PAYLOAD)
+        (tmp_path / "my_models.py").write_text(
+            "import neuralgraph as ng\n"
+            "from neuralgraph.pretrained import PretrainedEntry\n\n\n"
+            "@ng.hookimpl\n"
+            "def register_pretrained(registry):\n"
+            f"    registry.add_pretrained(PretrainedEntry('mine', 'toy task', 'Mine.', "
+            f"{str(local)!r}, {hashlib.sha256(PAYLOAD).hexdigest()!r}, {len(PAYLOAD)}, "
+            "'MIT'))\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setenv("NEURALGRAPH_PLUGINS", "my_models")
+        assert main(["pretrained", "list"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert any(re.match(r"mine +toy task +41\.0 kB +- +\[my_models\]$", li) for li in lines)
+        assert resolve_model("mine") == local

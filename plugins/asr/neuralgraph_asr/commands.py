@@ -14,7 +14,9 @@ def configure_transcribe(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``neuralgraph transcribe``."""
     from neuralgraph_asr.vtln import DEFAULT_WARPS, VTLN_MODES  # imports torch
 
-    parser.add_argument("--model", required=True, help="a .ngm archive of an ASR graph")
+    parser.add_argument("--model", required=True,
+                        help="a .ngm archive of an ASR graph, or a pretrained model's name "
+                             "('neuralgraph pretrained list')")
     parser.add_argument("audio", nargs="*", help="audio files (any rate; read with soundfile)")
     parser.add_argument("--manifest", help="a NeMo manifest naming the audio files instead "
                                            "(its `speaker` keys give --vtln speaker its speakers)")
@@ -41,6 +43,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     """Print the transcript of each file, ``PATH<TAB>TEXT`` (or JSON lines), or with ``--wer``
     the word error rate against a manifest's texts."""
     import neuralgraph as ng
+    from neuralgraph.pretrained import resolve_model
     from neuralgraph_asr.metrics import word_errors
     from neuralgraph_asr.model import ASRModel
     from neuralgraph_audio import read_manifest
@@ -68,7 +71,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
                 raise ng.UserError(f"--vtln speaker needs a `speaker` on every line of "
                                    f"{args.manifest}; lines without one: {unnamed[:10]}")
             speakers = [e.speaker for e in entries]
-    model = ASRModel.restore_from(args.model)
+    model = ASRModel.restore_from(resolve_model(args.model))
     options = {}
     if args.decoder == "beam":
         options = {"beam_size": args.beam_size, "lexicon": args.lexicon, "lm": args.lm,
