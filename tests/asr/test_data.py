@@ -493,7 +493,8 @@ class TestAudioToClassificationLabelDataset:
     def test_unknown_label_is_a_problem(self, corpus, tmp_path, write_manifest):
         """A label outside the list is reported with its line."""
         m = str(write_manifest(tmp_path / "m.json", [
-            {"audio_filepath": str(corpus.files[0]), "duration": 1.0, "label": "left"}]))
+            {"audio_filepath": str(corpus.files[0]), "duration": corpus.durations[0],
+             "label": "left"}]))
         problems = AudioToClassificationLabelDataset(["no", "yes"]).validate("test",
                                                                              manifest_filepath=m)
         assert problems == [f"{m}:1: label 'left' is not one of the 2 labels ({corpus.files[0]})"]

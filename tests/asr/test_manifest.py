@@ -168,15 +168,15 @@ class TestValidateManifest:
         assert "characters not in labels: '!', ',', 'B', 'C', 'L'" in raw.problems[0]
 
     def test_other_sample_rate_is_a_note(self, corpus, tmp_path, write_manifest, char_labels):
-        """An 8 kHz file is not a problem; a note says it will be resampled."""
+        """An 8 kHz file is not a problem; a note says it will be resampled (the data source
+        shows it as a warning: test_bad_data_and_args.py)."""
         path = tmp_path / "low.wav"
         data, _ = sf.read(corpus.files[0], dtype="float32")
         sf.write(path, data[::2], 8000)
         m = write_manifest(tmp_path / "m.json", [_entry(corpus, 0, audio_filepath=str(path))])
         report = validate_manifest(m, labels=char_labels, sample_rate=16000)
         assert report.problems == [] and len(report.entries) == 1
-        assert report.notes == ["1 audio files are not at 16000 Hz (1 at 8000 Hz); they are "
-                                "resampled when loaded"]
+        assert report.notes == ["1 file is at 8000 Hz; resampled to 16000 Hz"]
 
     def test_stereo_is_a_note(self, tmp_path, write_manifest):
         """A two-channel file is accepted with a note about the mixdown."""

@@ -10,6 +10,8 @@ padding, optional duration bucketing). Bad manifest entries are found before the
 from __future__ import annotations
 
 import logging
+import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -19,11 +21,16 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampl
 
 import neuralgraph as ng
 from neuralgraph import UserError
-from neuralgraph.validators import check, in_, non_negative_int, positive_int
+from neuralgraph.validators import boolean, check, in_, non_negative_int, positive_int
 from neuralgraph_audio.augment import AudioAugmentor
 from neuralgraph_audio.batching import DurationBucketBatchSampler, PadCollate
-from neuralgraph_audio.io import read_audio, trim_silence
-from neuralgraph_audio.manifest import ManifestEntry, format_problems, validate_manifest
+from neuralgraph_audio.io import AudioFileError, read_audio, trim_silence
+from neuralgraph_audio.manifest import (
+    ManifestEntry,
+    ManifestReport,
+    format_problems,
+    validate_manifest,
+)
 
 __all__ = ["AudioDataSource", "AudioDataset", "CorruptAudioError"]
 
@@ -32,7 +39,8 @@ logger = logging.getLogger("neuralgraph.audio")
 
 class CorruptAudioError(UserError):
     """An audio file whose header passed the check before training but whose samples cannot
-    be decoded (a truncated or damaged file); the message names the manifest line.
+    be decoded (a truncated or damaged file), or that is gone or no longer a regular file
+    since; the message names the manifest line.
 
     Raised in a ``DataLoader`` worker, it comes back to the main process with the worker's
     traceback folded into its message (torch re-raises ``type(error)(text)``); that text is
@@ -114,6 +122,12 @@ class AudioDataset(Dataset):
                 duration=float(self.durations[index]),
                 int_values=self.int_values,
             )
+        except AudioFileError as err:  # missing or replaced by a FIFO, a folder... since
+            manifest, line = self.origins[index]
+            raise CorruptAudioError(
+                f"{self.manifests[manifest]}:{line}: {err}; it was a readable audio file when "
+                "the manifest was checked before training: restore it or remove the line, then "
+                "continue with --resume") from None
         except (soundfile.LibsndfileError, RuntimeError, OSError) as err:
             manifest, line = self.origins[index]
             reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
@@ -136,14 +150,23 @@ def _manifest_list(manifest_filepath: str | Sequence[str]) -> list[str]:
     return paths
 
 
-def _check_loader_args(batch_size: int, num_workers: int, min_duration: float | None,
-                       max_duration: float | None) -> None:
+def _check_loader_args(batch_size: int, num_workers: int, flags: Mapping[str, Any]) -> None:
     # UserErrors, not ParameterErrors: a split's keys reach the data source only when its
     # loader is built, after the check, so there is no key for the checker to point at
     if not positive_int.accepts(batch_size):
         raise UserError(f"batch_size must be a positive int (got {batch_size!r})")
     if not non_negative_int.accepts(num_workers):
         raise UserError(f"num_workers must be an int >= 0 (got {num_workers!r})")
+    for name, value in flags.items():
+        if not boolean.accepts(value):
+            raise UserError(f"{name} must be true or false (got {value!r})")
+
+
+def _check_durations(min_duration: Any, max_duration: Any) -> None:
+    for name, value in (("min_duration", min_duration), ("max_duration", max_duration)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or math.isnan(value) or value < 0):
+            raise UserError(f"{name} must be a number of seconds >= 0 or null (got {value!r})")
     if min_duration is not None and max_duration is not None and min_duration > max_duration:
         raise UserError(f"min_duration must be <= max_duration (got {min_duration} > "
                         f"{max_duration})")
@@ -235,11 +258,16 @@ class AudioDataSource(ng.DataSource):
         min_duration: float | None,
         max_duration: float | None,
     ) -> tuple[list[ManifestEntry], list[str]]:
-        """Entries that pass validation and the problems found (cached per arguments)."""
+        """Entries that pass validation and the problems found (cached per arguments).
+
+        The manifests' notes (resampling, mixdown) and what was skipped are logged as warnings
+        once per manifest, unless ``bad_data: fail`` refuses the data (the error lists why).
+        """
+        _check_durations(min_duration, max_duration)
         paths = _manifest_list(manifest_filepath)
         key = (tuple(paths), min_duration, max_duration)
         if key not in self._reports:
-            entries, problems = [], []
+            entries, problems, reports = [], [], []
             for path in paths:
                 report = validate_manifest(
                     path, labels=self._vocabulary(), sample_rate=self.sample_rate, policy="skip",
@@ -248,7 +276,10 @@ class AudioDataSource(ng.DataSource):
                 )
                 entries.extend(report.entries)
                 problems.extend(report.problems)
-                _log_report(report.path, report.notes, report.skipped)
+                reports.append(report)
+            if not (problems and self.bad_data == "fail"):
+                for report in reports:
+                    _log_report(report)
             self._reports[key] = (entries, problems)
         return self._reports[key]
 
@@ -292,7 +323,9 @@ class AudioDataSource(ng.DataSource):
         Raises:
             UserError: a manifest is missing, or it has problems and ``bad_data`` is "fail".
         """
-        _check_loader_args(batch_size, num_workers, min_duration, max_duration)
+        _check_loader_args(batch_size, num_workers, {"shuffle": shuffle, "drop_last": drop_last,
+                                                     "pin_memory": pin_memory,
+                                                     "bucketing": bucketing})
         entries, problems = self._load(manifest_filepath, min_duration, max_duration)
         if problems and self.bad_data == "fail":
             n = len(problems)
@@ -321,11 +354,29 @@ class AudioDataSource(ng.DataSource):
                           **common)
 
 
-def _log_report(path: str, notes: Sequence[str], skipped: Mapping[str, int]) -> None:
-    for note in notes:
-        logger.info("%s: %s", path, note)
-    if skipped:
-        counts = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
-        logger.warning("%s: skipped %d entries (%s)", path, sum(skipped.values()), counts)
+# (manifest, its size and mtime, message) already logged by this process: a training run
+# validates its data before building the model and again in the model's own data source
+_LOGGED: set[tuple[str, int, int, str]] = set()
+
+
+def _log_report(report: ManifestReport) -> None:
+    """Warn of a manifest's notes and of the entries left out, once per manifest and message:
+    ``warning: m.json: 3 files are at 8000 Hz; resampled to 16000 Hz``, ``warning: m.json:
+    skipped 1 entry (1 missing file)``."""
+    messages = list(report.notes)
+    if report.skipped:
+        counts = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items()))
+        total = sum(report.skipped.values())
+        messages.append(f"skipped {total} {'entry' if total == 1 else 'entries'} ({counts})")
+    try:
+        found = os.stat(os.path.expanduser(report.path))
+        stamp = (found.st_size, found.st_mtime_ns)
+    except OSError:
+        stamp = (-1, -1)
+    for message in messages:
+        key = (os.path.abspath(os.path.expanduser(report.path)), *stamp, message)
+        if key not in _LOGGED:
+            _LOGGED.add(key)
+            logger.warning("warning: %s: %s", report.path, message)
 
 

@@ -2,13 +2,33 @@
 
 Audio is read with soundfile (any format libsndfile reads: WAV, FLAC, OGG...), mixed down to
 mono and resampled with ``torchaudio.functional.resample`` when the file's rate differs.
+Only regular files are opened: a FIFO would block the reader forever and a device such as
+``/dev/zero`` never ends, so they are refused by their ``stat`` before anything reads them.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["read_audio", "trim_silence"]
+from neuralgraph import UserError
+from neuralgraph_audio.manifest import file_problem
+
+__all__ = ["AudioFileError", "read_audio", "trim_silence"]
+
+
+class AudioFileError(UserError):
+    """An audio path that names no regular file (missing, a directory, a FIFO, a device)."""
+
+
+def _check_regular(path: str) -> None:
+    problem = file_problem(path)
+    if problem == "not found":
+        raise AudioFileError(f"audio file not found: {path}")
+    if problem == "a directory":
+        raise AudioFileError(f"audio path {path} is a directory, not an audio file")
+    if problem is not None:
+        raise AudioFileError(f"audio path {path} is {problem}, not a regular file: only "
+                             "regular files are read as audio")
 
 
 def read_audio(
@@ -24,9 +44,14 @@ def read_audio(
     Reads ``duration`` seconds from ``offset`` (the whole file when ``duration`` is None or 0,
     as NeMo does); channels are averaged; another rate is resampled. ``int_values`` reads 32-bit
     integers and scales them to [-1, 1) (NeMo's option; the same values up to rounding).
+
+    Raises:
+        AudioFileError: ``path`` is missing or not a regular file (a directory, a FIFO, a
+            device); it is not opened.
     """
     import soundfile
 
+    _check_regular(path)
     with soundfile.SoundFile(path) as f:
         rate = f.samplerate
         if offset > 0:

@@ -6,8 +6,14 @@ A manifest line is ``{"audio_filepath": ..., "duration": ..., "text": ...}`` wit
 are accepted for ``audio_filepath``, as NeMo does.
 
 :func:`validate_manifest` finds every problem a training run would meet later (malformed lines,
-missing keys, missing or unreadable audio, empty transcripts, characters outside the vocabulary)
-by reading audio headers only, and either fails with all of them or skips the bad entries.
+missing keys, missing or unreadable audio, a ``duration`` that the audio's header contradicts,
+empty transcripts, characters outside the vocabulary) by reading audio headers only, and either
+fails with all of them or skips the bad entries.
+
+Only regular files are read, manifests and audio alike: a FIFO would block the reader and a
+device such as ``/dev/zero`` never ends, so their ``stat`` refuses them before anything opens
+them. A manifest is UTF-8 text of at most 1 GiB; a line that is not (binary data, another
+encoding) stops the reading with that line's number.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +35,7 @@ from neuralgraph import UserError
 __all__ = [
     "ManifestEntry",
     "ManifestReport",
+    "file_problem",
     "format_problems",
     "read_manifest",
     "resolve_audio_path",
@@ -45,6 +53,14 @@ OOV = "out-of-vocabulary characters"
 UNKNOWN_LABEL = "unknown label"
 TOO_SHORT = "shorter than min_duration"
 TOO_LONG = "longer than max_duration"
+DURATION_MISMATCH = "duration mismatch"
+NOT_REGULAR = "not a regular file"
+
+# A declared duration may differ from the header's length by this much: max(seconds, fraction
+# of the length). Rounded durations (3 or 4 decimals) and codec padding stay well inside.
+DURATION_TOLERANCE_S = 0.1
+DURATION_TOLERANCE_FRACTION = 0.05
+MAX_MANIFEST_BYTES = 1 << 30
 
 _PATH_KEYS = ("audio_filepath", "audio_filename", "audio_file")
 MAX_LISTED = 20
@@ -106,6 +122,36 @@ def format_problems(header: str, problems: Sequence[str], limit: int = MAX_LISTE
     return "\n".join(lines)
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` is not a regular file that can be read, or None when it is one.
+
+    The answer completes "PATH is ...": ``"not found"``, ``"a directory"``, ``"a FIFO (named
+    pipe)"``, ``"a character device (a symbolic link to /dev/zero)"``... One ``stat`` call
+    (symbolic links followed); nothing is opened, so a FIFO cannot block the caller.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "not found"
+    except (OSError, ValueError) as err:  # ValueError: a NUL character in the path
+        return f"not readable ({getattr(err, 'strerror', None) or err})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    if os.path.islink(path):
+        kind += f" (a symbolic link to {os.path.realpath(path)})"
+    return kind
+
+
 def resolve_audio_path(audio_filepath: str, manifest_dir: str | Path) -> str:
     """``audio_filepath`` with ``~`` expanded, relative paths taken from ``manifest_dir``."""
     path = os.path.expanduser(audio_filepath)
@@ -128,13 +174,71 @@ class _Bad:
 
 
 def _open_manifest(path: str | Path) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of a manifest with their numbers; a manifest that is not a regular
+    file, is over 1 GiB, or has a line that is not UTF-8 text raises a UserError saying so."""
     manifest = Path(path).expanduser()
-    if not manifest.is_file():
-        raise UserError(f"manifest file not found: {path}")
-    with manifest.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    _check_manifest_file(manifest, path)
+    with manifest.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            line = _decode_line(raw, number, path)
             if line.strip():
                 yield number, line
+
+
+def _check_manifest_file(manifest: Path, shown: str | Path) -> None:
+    problem = file_problem(manifest)
+    if problem == "not found":
+        raise UserError(f"manifest file not found: {shown}")
+    if problem == "a directory":
+        raise UserError(f"manifest {shown} is a directory, not a manifest file (JSON lines)"
+                        + _manifests_in(manifest))
+    if problem is not None:
+        raise UserError(f"manifest {shown} is {problem}, not a regular file: only regular "
+                        "files are read as manifests")
+    size = manifest.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise UserError(f"manifest {shown} is {size / 2**30:.1f} GiB; a manifest must be at "
+                        "most 1 GiB (split a larger one into several)")
+
+
+def _manifests_in(folder: Path, scan: int = 10000) -> str:
+    """"; it holds a.json, b.json: name one of them" for the JSON files among the first
+    ``scan`` entries of ``folder`` (empty when there are none)."""
+    names = []
+    try:
+        with os.scandir(folder) as found:
+            for i, item in enumerate(found):
+                if i >= scan:
+                    break
+                if item.name.endswith((".json", ".jsonl")) and item.is_file():
+                    names.append(item.name)
+    except OSError:
+        return ""
+    if not names:
+        return ""
+    names.sort()
+    listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return f"; it holds {listed}: name one of them, e.g. {folder / names[0]}"
+
+
+def _decode_line(raw: bytes, number: int, path: str | Path) -> str:
+    """A manifest line as text; binary data or another encoding stops with the line."""
+    if number == 1 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError(f"{path}:1: UTF-16 text (it starts with a UTF-16 byte-order mark); a "
+                        "manifest is JSON lines in UTF-8: re-encode it, e.g. iconv -f utf-16 "
+                        "-t utf-8")
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise UserError(f"{path}:{number}: binary data (a NUL byte at byte {nul + 1} of the "
+                        "line), not a manifest: a manifest is JSON lines in UTF-8 (is this an "
+                        "audio or archive file?)")
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}:{number}: not UTF-8 text (byte 0x{raw[err.start]:02x} at byte "
+                        f"{err.start + 1} of the line); a manifest is JSON lines in UTF-8: "
+                        "re-encode it, e.g. iconv -f latin1 -t utf-8") from None
+    return line[1:] if number == 1 and line.startswith("\ufeff") else line  # a UTF-8 BOM
 
 
 def _number(item: dict[str, Any], key: str, default: float | None) -> float | None:
@@ -150,8 +254,9 @@ def _number(item: dict[str, Any], key: str, default: float | None) -> float | No
 
 def _parse_line(
     number: int, line: str, manifest: str, folder: str, target: str | None
-) -> ManifestEntry | _Bad:
-    """One manifest line as an entry, or why it cannot be one."""
+) -> tuple[ManifestEntry, bool] | _Bad:
+    """One manifest line as an entry and whether it has an ``offset`` (a segment of its file),
+    or why it cannot be one."""
     try:
         item = json.loads(line)
     except json.JSONDecodeError as err:
@@ -178,7 +283,7 @@ def _parse_line(
         return _Bad(number, BAD_VALUE, f"'text' must be a string (got {text!r})", audio)
     if label is not None and not isinstance(label, (str, int)):
         return _Bad(number, BAD_VALUE, f"'label' must be a string (got {label!r})", audio)
-    return ManifestEntry(
+    entry = ManifestEntry(
         audio_filepath=audio,
         duration=duration or 0.0,
         text=text,
@@ -188,6 +293,7 @@ def _parse_line(
         line=number,
         manifest=str(manifest),
     )
+    return entry, item.get("offset") is not None
 
 
 def _duration_reason(
@@ -210,18 +316,23 @@ def _parse(
     target: str | None,
     min_duration: float | None,
     max_duration: float | None,
-) -> tuple[list[ManifestEntry], list[_Bad], Counter[str]]:
-    entries, bad, skipped = [], [], Counter[str]()
+) -> tuple[list[ManifestEntry], list[_Bad], Counter[str], set[int]]:
+    """Entries, bad lines, duration-filter counts, and the lines that are segments."""
+    entries, bad, skipped, segments = [], [], Counter[str](), set()
     folder = os.path.dirname(os.path.abspath(os.path.expanduser(path)))
     for number, line in _open_manifest(path):
         parsed = _parse_line(number, line, str(path), folder, target)
         if isinstance(parsed, _Bad):
             bad.append(parsed)
-        elif reason := _duration_reason(parsed, min_duration, max_duration):
+            continue
+        entry, segment = parsed
+        if reason := _duration_reason(entry, min_duration, max_duration):
             skipped[reason] += 1
-        else:
-            entries.append(parsed)
-    return entries, bad, skipped
+            continue
+        entries.append(entry)
+        if segment:
+            segments.add(number)
+    return entries, bad, skipped, segments
 
 
 def read_manifest(
@@ -238,9 +349,10 @@ def read_manifest(
         The entries, and how many were left out by each duration filter.
 
     Raises:
-        UserError: the manifest is missing, or lines are malformed (all of them listed).
+        UserError: the manifest is missing or not a regular file, is not UTF-8 text, or lines
+            are malformed (all of them listed).
     """
-    entries, bad, skipped = _parse(path, None, min_duration, max_duration)
+    entries, bad, skipped, _ = _parse(path, None, min_duration, max_duration)
     if bad:
         problems = [_problem(str(path), b) for b in bad]
         raise UserError(format_problems(f"{len(problems)} bad lines in {path}:", problems))
@@ -287,14 +399,22 @@ class _AudioInfo:
     channels: int
 
 
+class _NotRegular(Exception):
+    """``path`` is not a regular file: ``str()`` says what it is (``file_problem``)."""
+
+
 def _audio_info(path: str) -> _AudioInfo | Exception:
     """The header of ``path`` (not decoded), or the exception reading it raised.
 
     Opening a ``SoundFile`` reads the header only and is faster than ``soundfile.info``, which
-    also collects format descriptions.
+    also collects format descriptions. A path that is not a regular file is not opened (a FIFO
+    would block here forever).
     """
     import soundfile
 
+    problem = file_problem(path)
+    if problem is not None:
+        return _NotRegular(problem)
     try:
         with soundfile.SoundFile(path) as f:
             return _AudioInfo(f.samplerate, f.frames, f.channels)
@@ -315,8 +435,19 @@ def _probe(paths: Sequence[str], chunk: int = 512) -> list[Any]:
         return [info for infos in pool.map(_audio_infos, chunks) for info in infos]
 
 
-def _audio_problem(entry: ManifestEntry, info: Any) -> _Bad | None:
+def _audio_problem(entry: ManifestEntry, info: Any, segment: bool = False) -> _Bad | None:
+    """What is wrong with the entry's audio, from its header ``info``; ``segment``: the line
+    has an ``offset``, so its duration is a part of the file, not all of it."""
     where = entry.audio_filepath
+    if isinstance(info, _NotRegular):
+        kind = str(info)
+        if kind == "not found":
+            return _Bad(entry.line, MISSING_FILE, "audio file not found", where)
+        if kind == "a directory":
+            return _Bad(entry.line, NOT_REGULAR, "audio path is a directory, not an audio file",
+                        where)
+        return _Bad(entry.line, NOT_REGULAR, f"audio path is {kind}, not a regular file: only "
+                    "regular files are read as audio", where)
     if isinstance(info, Exception):
         if not os.path.exists(where):
             return _Bad(entry.line, MISSING_FILE, "audio file not found", where)
@@ -328,7 +459,28 @@ def _audio_problem(entry: ManifestEntry, info: Any) -> _Bad | None:
     if entry.offset >= length:
         message = f"offset {entry.offset:g} s is past the end of the audio ({length:.2f} s)"
         return _Bad(entry.line, BAD_VALUE, message, where)
-    return None
+    return _duration_problem(entry, length, segment)
+
+
+def _duration_problem(entry: ManifestEntry, length: float, segment: bool) -> _Bad | None:
+    """A declared duration that the header's ``length`` (seconds) contradicts: a whole file's
+    beyond the tolerance either way, a segment's end past the end of the file."""
+    where = entry.audio_filepath
+    if segment:
+        end = entry.offset + entry.duration
+        slack = max(DURATION_TOLERANCE_S, DURATION_TOLERANCE_FRACTION * entry.duration)
+        if end <= length + slack:
+            return None
+        message = (f"offset {entry.offset:g} s + duration {entry.duration:g} s ends at "
+                   f"{end:.2f} s, past the end of the audio ({length:.2f} s, from its header)")
+        return _Bad(entry.line, DURATION_MISMATCH, message, where)
+    slack = max(DURATION_TOLERANCE_S, DURATION_TOLERANCE_FRACTION * length)
+    if abs(entry.duration - length) <= slack:
+        return None
+    message = (f"duration {entry.duration:g} s does not match the audio's {length:.2f} s (from "
+               f"its header; tolerance {slack:.2g} s): correct 'duration', or give an 'offset' "
+               "if the line is a segment of the file")
+    return _Bad(entry.line, DURATION_MISMATCH, message, where)
 
 
 def _audio_notes(infos: Sequence[Any], sample_rate: int) -> list[str]:
@@ -337,12 +489,18 @@ def _audio_notes(infos: Sequence[Any], sample_rate: int) -> list[str]:
     channels = sum(1 for i in infos if not isinstance(i, Exception) and i.channels > 1)
     notes = []
     if rates:
-        found = ", ".join(f"{n} at {r} Hz" for r, n in sorted(rates.items()))
-        notes.append(f"{sum(rates.values())} audio files are not at {sample_rate} Hz ({found}); "
-                     "they are resampled when loaded")
+        found = ", ".join(f"{_count(n, 'file')} {'is' if n == 1 else 'are'} at {rate} Hz"
+                          for rate, n in sorted(rates.items()))
+        notes.append(f"{found}; resampled to {sample_rate} Hz")
     if channels:
-        notes.append(f"{channels} audio files have several channels; they are mixed down to mono")
+        notes.append(f"{_count(channels, 'file')} {'has' if channels == 1 else 'have'} several "
+                     "channels; mixed down to mono")
     return notes
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _unk_note(entries: Sequence[ManifestEntry], tokenizer: TextVocabulary) -> list[str]:
@@ -350,7 +508,8 @@ def _unk_note(entries: Sequence[ManifestEntry], tokenizer: TextVocabulary) -> li
     count = sum(1 for e in entries if unk in tokenizer.text_to_ids(e.text))
     if not count:
         return []
-    return [f"{count} transcripts contain text the tokenizer maps to <unk> (id {unk})"]
+    verb = "contains" if count == 1 else "contain"
+    return [f"{_count(count, 'transcript')} {verb} text the tokenizer maps to <unk> (id {unk})"]
 
 
 def validate_manifest(
@@ -372,27 +531,31 @@ def validate_manifest(
             applied first) to find out-of-vocabulary characters; a
             SentencePiece tokenizer (any text is covered; ``<unk>`` pieces become a note); None to
             check only that transcripts are not empty. With ``target="label"``: the class labels.
-        sample_rate: the rate the data source delivers; other rates are a note (resampled).
+        sample_rate: the rate the data source delivers; other rates are a note (resampled):
+            "3 files are at 8000 Hz; resampled to 16000 Hz".
         policy: "fail" raises one ``UserError`` listing the problems; "skip" drops bad entries.
-        check_audio: read each audio header (``soundfile.info``; no decoding).
+        check_audio: read each audio header (no decoding): the file must be a regular file
+            that libsndfile reads, and a ``duration`` must match its length within
+            max(0.1 s, 5%) (a line with an ``offset`` must end within the file).
         min_duration, max_duration: duration filters (not problems; counted in ``skipped``).
         target: "text" (ASR transcripts) or "label" (classification: the ``label`` key).
 
     Raises:
-        UserError: the manifest is missing, or ``policy="fail"`` and there are problems.
+        UserError: the manifest is missing, not a regular file or not UTF-8 text (with the
+            line), or ``policy="fail"`` and there are problems.
     """
     if policy not in ("fail", "skip"):
         raise ValueError(f"policy must be 'fail' or 'skip' (got {policy!r})")
     if target not in ("text", "label"):
         raise ValueError(f"target must be 'text' or 'label' (got {target!r})")
-    entries, bad, skipped = _parse(path, "text" if target == "text" else None,
-                                   min_duration, max_duration)
+    entries, bad, skipped, segments = _parse(path, "text" if target == "text" else None,
+                                             min_duration, max_duration)
     infos = _probe([e.audio_filepath for e in entries]) if check_audio else [None] * len(entries)
     good = []
     for entry, info in zip(entries, infos):
         found = [
             _text_problem(entry, labels) if target == "text" else _label_problem(entry, labels),
-            _audio_problem(entry, info) if check_audio else None,
+            _audio_problem(entry, info, entry.line in segments) if check_audio else None,
         ]
         found = [b for b in found if b is not None]
         bad.extend(found)
