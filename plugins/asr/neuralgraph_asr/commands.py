@@ -10,6 +10,17 @@ import argparse
 import json
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: an int >= 1 (argparse exits 2 naming the option otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive int (got {text!r})") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive int (got {value})")
+    return value
+
+
 def configure_transcribe(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``neuralgraph transcribe``."""
     from neuralgraph_asr.vtln import DEFAULT_WARPS, VTLN_MODES  # imports torch
@@ -23,9 +34,9 @@ def configure_transcribe(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wer", action="store_true",
                         help="print the WER against the manifest's texts instead of the "
                              "transcripts (with --json: one object whose `wer` is a fraction)")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=_positive_int, default=4)
     parser.add_argument("--decoder", choices=("greedy", "beam"), default="greedy")
-    parser.add_argument("--beam-size", type=int, default=16)
+    parser.add_argument("--beam-size", type=_positive_int, default=16)
     parser.add_argument("--lexicon", help="flashlight lexicon file (beam search)")
     parser.add_argument("--lm", help="KenLM language model file (beam search)")
     parser.add_argument("--lm-weight", type=float, default=2.0)

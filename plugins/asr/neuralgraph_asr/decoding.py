@@ -7,12 +7,15 @@ Token ids index the model's output classes; the blank is usually the last class
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from os import PathLike
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from neuralgraph import UserError
 from neuralgraph.validators import (
     between,
     check,
@@ -26,6 +29,8 @@ from neuralgraph.validators import (
 __all__ = ["CTCBeamSearchDecoder", "ctc_greedy_decode", "flashlight_available"]
 
 NEG_INF = float("-inf")
+KENLM_MAGIC = b"mmap lm http://kheafield.com/code"  # the start of a KenLM binary model
+MAX_LINE = 1 << 20  # bytes of a lexicon or ARPA line; a longer one is not such a file
 
 
 def ctc_greedy_decode(log_probs: Tensor, lengths: Tensor | None, blank: int) -> list[list[int]]:
@@ -117,7 +122,9 @@ class CTCBeamSearchDecoder:
     - ``beam_size``: hypotheses kept per frame.
     - ``lexicon``: a flashlight lexicon file (``word t o k e n s |`` per line, ``|`` standing
       for the space label) restricting output to its words; ``lm``: a KenLM model file;
-      ``lm_weight``, ``word_score``, ``beam_threshold``: flashlight's scores.
+      ``lm_weight``, ``word_score``, ``beam_threshold``: flashlight's scores. Both files are
+      checked before flashlight reads them (a UserError names the file, the line and what is
+      wrong: not UTF-8, a line without a spelling, a token the model does not have, not ARPA).
     - ``backend``: ``auto`` (flashlight-text when installed, else Python), ``flashlight`` or
       ``python`` (prefix beam search without lexicon or LM).
     """
@@ -177,19 +184,31 @@ class CTCBeamSearchDecoder:
             ) from error
         names, blank_name, sil = self._flashlight_tokens()
         self._sil_index = names.index(sil)
-        return ctc_decoder(
-            lexicon=None if lexicon is None else str(lexicon),
-            tokens=names,
-            lm=None if lm is None else str(lm),
-            nbest=1,
-            beam_size=self.beam_size,
-            beam_threshold=beam_threshold,
-            lm_weight=lm_weight,
-            word_score=word_score,
-            blank_token=blank_name,
-            sil_token=sil,
-            log_add=True,  # a prefix scores the sum of its paths, as in the Python search
-        )
+        if lexicon is not None:
+            _check_lexicon(lexicon, names)
+        if lm is not None:
+            _check_lm(lm)
+        try:
+            return ctc_decoder(
+                lexicon=None if lexicon is None else str(lexicon),
+                tokens=names,
+                lm=None if lm is None else str(lm),
+                nbest=1,
+                beam_size=self.beam_size,
+                beam_threshold=beam_threshold,
+                lm_weight=lm_weight,
+                word_score=word_score,
+                blank_token=blank_name,
+                sil_token=sil,
+                log_add=True,  # a prefix scores the sum of its paths, as in the Python search
+            )
+        except (RuntimeError, ValueError) as err:  # flashlight's or KenLM's reader refused it
+            reason = " ".join(str(err).split()) or type(err).__name__
+            reason = re.sub(r"^.* threw \w+\.\s*", "", reason)  # KenLM's C++ source location
+            lexicon_error = "loadWords" in reason or "Unknown entry" in reason
+            what = (f"lexicon {lexicon}" if lexicon is not None and (lexicon_error or lm is None)
+                    else f"lm {lm}")
+            raise UserError(f"{what} cannot be loaded for beam search: {reason}") from None
 
     def _strip_edges(self, ids: list[int]) -> list[int]:
         """Drop the word boundaries flashlight puts around a hypothesis (not the model's)."""
@@ -218,3 +237,79 @@ class CTCBeamSearchDecoder:
             ]
         results = self._decoder(emissions, lengths)
         return [self._strip_edges(hyps[0].tokens.tolist()) if hyps else [] for hyps in results]
+
+
+def _check_file(kind: str, path: str | PathLike[str]) -> Path:
+    """``path`` as a Path when it is a regular file; else a UserError saying what it is (a
+    FIFO or a device is never opened: flashlight would block on it or read it forever)."""
+    found = Path(path)
+    if not found.exists():
+        raise UserError(f"{kind} file not found: {path}")
+    if found.is_dir():
+        raise UserError(f"{kind} {path} is a directory, not a {kind} file")
+    if not found.is_file():
+        raise UserError(f"{kind} {path} is not a regular file (a FIFO or a device): only "
+                        f"regular files are read")
+    return found
+
+
+def _lines(kind: str, path: str | PathLike[str], found: Path) -> Iterator[tuple[int, str]]:
+    """The numbered lines of a text file; binary data, another encoding or a line over
+    ``MAX_LINE`` bytes is a UserError naming the file and the line (read in bounded pieces, so
+    that a large binary file costs no memory)."""
+    with found.open("rb") as f:
+        for number, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), start=1):
+            if b"\0" in raw:
+                raise UserError(f"{kind} {path}:{number}: binary data (a NUL byte), not a {kind} "
+                                "file: it must be UTF-8 text")
+            if len(raw) >= MAX_LINE and not raw.endswith(b"\n"):
+                raise UserError(f"{kind} {path}:{number}: a line longer than {MAX_LINE} bytes, "
+                                f"not a {kind} file")
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise UserError(f"{kind} {path}:{number}: not UTF-8 text (byte "
+                                f"0x{raw[err.start]:02x} at byte {err.start + 1} of the line): "
+                                f"a {kind} file is UTF-8 text") from None
+
+
+def _check_lexicon(path: str | PathLike[str], tokens: Sequence[str]) -> None:
+    """A flashlight lexicon: UTF-8 lines ``word t o k e n s`` (at least one word), each
+    spelled with ``tokens`` (the decoder's, ``|`` for the space)."""
+    found = _check_file("lexicon", path)
+    known = set(tokens)
+    words = 0
+    for number, line in _lines("lexicon", path, found):
+        fields = line.split()
+        if len(fields) < 2:
+            got = "a blank line" if not fields else f"{fields[0][:40]!r} alone"
+            raise UserError(f"lexicon {path}:{number}: a line must be a word and its spelling in "
+                            f"the model's tokens, e.g. 'two t w o |' (got {got})")
+        stray = [t for t in fields[1:] if t not in known]
+        if stray:
+            shown = " ".join(tokens[:40]) + (" ..." if len(tokens) > 40 else "")
+            raise UserError(f"lexicon {path}:{number}: {fields[0][:40]!r} is spelled with "
+                            f"{stray[0][:40]!r}, which is not one of the model's {len(tokens)} "
+                            f"tokens ({shown})")
+        words += 1
+    if not words:
+        raise UserError(f"lexicon {path} has no words: a line must be a word and its spelling, "
+                        "e.g. 'two t w o |' ('neuralgraph asr lm' writes one)")
+
+
+def _check_lm(path: str | PathLike[str]) -> None:
+    """An n-gram model KenLM reads: a KenLM binary, or ARPA text whose first non-blank line
+    is ``\\data\\`` (the rest is KenLM's to judge; its complaint is reported with the file)."""
+    found = _check_file("lm", path)
+    with found.open("rb") as f:
+        if f.read(len(KENLM_MAGIC)) == KENLM_MAGIC:
+            return
+    for number, line in _lines("lm", path, found):
+        if not line.strip():
+            continue
+        if line.strip() != "\\data\\":
+            raise UserError(f"lm {path}:{number}: not an ARPA n-gram model or a KenLM binary: "
+                            f"the first line of an ARPA file is '\\data\\' (got "
+                            f"{line.strip()[:40]!r}); 'neuralgraph asr lm' writes one")
+        return
+    raise UserError(f"lm {path} is empty: an ARPA n-gram model starts with '\\data\\'")

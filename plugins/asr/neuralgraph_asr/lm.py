@@ -139,11 +139,18 @@ def _interpolated(gram: tuple[str, ...], probs: list[dict[tuple[str, ...], float
 
 
 def _transcripts(manifests: Sequence[Path]) -> list[list[str]]:
+    """The words of each manifest line's ``text``; a manifest that is missing, not a regular
+    file, or not UTF-8 text is a UserError naming it (and the line)."""
     sentences = []
     for manifest in manifests:
-        if not manifest.is_file():
+        if manifest.is_dir():
+            raise UserError(f"manifest {manifest} is a directory, not a manifest file")
+        if not manifest.exists():
             raise UserError(f"manifest not found: {manifest}")
-        for number, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+        if not manifest.is_file():
+            raise UserError(f"manifest {manifest} is not a regular file (a FIFO or a device): "
+                            "only regular files are read")
+        for number, line in _manifest_lines(manifest):
             if not line.strip():
                 continue
             try:
@@ -153,6 +160,18 @@ def _transcripts(manifests: Sequence[Path]) -> list[list[str]]:
                                 "key") from None
             sentences.append(str(text).split())
     return sentences
+
+
+def _manifest_lines(manifest: Path) -> Iterable[tuple[int, str]]:
+    with manifest.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                if b"\0" in raw:
+                    raise UnicodeError
+                yield number, raw.decode("utf-8")
+            except UnicodeError:
+                raise UserError(f"{manifest}:{number}: not UTF-8 text (binary data or another "
+                                "encoding); a manifest is JSON lines in UTF-8") from None
 
 
 def configure_lm_parser(parser: argparse.ArgumentParser) -> None:

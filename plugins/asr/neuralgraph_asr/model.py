@@ -10,6 +10,9 @@ and, for VTLN, again from the warped mel features.
 
 from __future__ import annotations
 
+import os
+import stat
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from neuralgraph_asr.vtln import DEFAULT_WARPS, VTLN_MODES, best_path_scores, ch
 __all__ = ["ASRModel"]
 
 AUDIO_INPUTS = ("data.audio_signal", "data.audio_length")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", ".sph")
 
 
 class ASRModel(ng.GraphModel):
@@ -146,7 +150,15 @@ class ASRModel(ng.GraphModel):
         speaker), chosen from ``vtln_warps`` (:mod:`neuralgraph_asr.vtln`). Costs one forward
         pass of the graph after the features per warp. ``progress``: show files done on
         stderr (:class:`neuralgraph.Progress`; VTLN's scoring pass is shown apart).
+
+        Raises:
+            UserError: a path is missing, a directory or not a regular file (checked before
+                anything is read), or a file cannot be decoded.
         """
+        for path in paths:
+            problem = _path_problem(path)
+            if problem is not None:
+                raise ng.UserError(problem)
         decode = self.decoder(decoder, **decoder_options)
         warps: list[float] | None = None
         if vtln is not None:
@@ -205,10 +217,45 @@ class ASRModel(ng.GraphModel):
         rate = source.sample_rate
         audio = []
         for path in paths:
-            if not Path(path).is_file():
-                raise ng.UserError(f"audio file not found: {path}")
-            try:
+            try:  # a missing path or one that is not a regular file is a UserError of its own
                 audio.append(read_audio(str(path), sample_rate=rate))
             except RuntimeError as exc:  # soundfile's error for unreadable audio
                 raise ng.UserError(f"cannot read audio {path}: {exc}") from None
         return audio
+
+
+def _path_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be transcribed (missing, a directory, a FIFO or a device: only
+    regular files are opened), or None. Nothing is opened: a FIFO would block the reader."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return f"audio file not found: {path}"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return f"audio path {path} is a directory, not an audio file; {_glob_hint(path)}"
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device"
+            if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode) else "a socket")
+    if os.path.islink(path):
+        kind += f" (a symbolic link to {os.path.realpath(path)})"
+    return f"audio path {path} is {kind}, not a regular file: only regular files are read as audio"
+
+
+def _glob_hint(folder: str | Path, scan: int = 10000) -> str:
+    """How to name the audio files of ``folder``: a glob of its commonest audio suffix."""
+    suffixes: Counter[str] = Counter()
+    try:
+        with os.scandir(folder) as found:
+            for i, item in enumerate(found):
+                if i >= scan:
+                    break
+                suffix = os.path.splitext(item.name)[1].lower()
+                if suffix in AUDIO_SUFFIXES:
+                    suffixes[suffix] += 1
+    except OSError:
+        pass
+    if not suffixes:
+        return f"it holds no audio files ({', '.join(AUDIO_SUFFIXES[:3])}, ...)"
+    suffix = suffixes.most_common(1)[0][0]
+    return f"to transcribe the files in it, give them with a glob: {Path(folder) / ('*' + suffix)}"
