@@ -199,7 +199,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from neuralgraph.pretrained import resolve_model
 
     model = GraphModel.restore_from(resolve_model(args.model), overrides=args.overrides)
-    extra = dict(_parse_kv(p) for p in args.data_params)
+    extra = _split_params(model.data_source, args.data_params)
     loader = model.dataloader_for(args.data, batch_size=args.batch_size, **extra)
     results = model.evaluate(loader, progress=True)
     if args.json:
@@ -243,8 +243,38 @@ def _parse_kv(text: str) -> tuple[str, Any]:
 
     key, eq, value = text.partition("=")
     if not eq or not key:
-        raise UserError(f"expected KEY=VALUE (got {text!r})")
-    return key, yaml.safe_load(value)
+        raise UserError(f"--set expects KEY=VALUE (got {text!r})")
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        reason = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+        raise UserError(f"--set {text}: the value must be a YAML value, e.g. 8, true or "
+                        f"a string ({reason})") from None
+
+
+def _split_params(source: Any, texts: Sequence[str]) -> dict[str, Any]:
+    """evaluate's ``--set KEY=VALUE`` pairs as split parameters; a key that the data source's
+    ``dataloader`` does not take is a UserError naming it and the keys it takes."""
+    import difflib
+    import inspect
+
+    parsed = [(*_parse_kv(text), text) for text in texts]
+    params = {key: value for key, value, _ in parsed}
+    if source is None or not params:
+        return params
+    signature = inspect.signature(source.dataloader).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in signature.values()):
+        return params  # it takes any key: its own checks judge them
+    valid = [name for name, p in signature.items() if name != "split"
+             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for key, _, text in parsed:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UserError(f"--set {text}: '{key}' is not a split parameter of the data "
+                            f"source {type(source).__name__}{hint}; it takes "
+                            f"{', '.join(valid)}")
+    return params
 
 
 _CORE: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
