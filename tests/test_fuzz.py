@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,59 @@ class TestManifestFuzz:
                 pass
         except UserError as err:
             assert str(err).strip()
+
+    @pytest.fixture(scope="class")
+    def special_paths(self, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+        """Audio paths that are not regular files: a FIFO, a link to /dev/zero, a folder."""
+        root = tmp_path_factory.mktemp("fuzz_special")
+        os.mkfifo(root / "pipe.wav")
+        (root / "zero.wav").symlink_to("/dev/zero")
+        (root / "folder.wav").mkdir()
+        return [str(root / n) for n in ("pipe.wav", "zero.wav", "folder.wav")]
+
+    @FUZZ
+    @given(data=st.data())
+    def test_special_audio_paths(self, tmp_path, audio_files, special_paths, data):
+        """Random manifests whose audio may be a FIFO, /dev/zero or a folder: the same
+        outcomes, no FIFO is ever opened (it would block), and nothing reads /dev/zero."""
+        from neuralgraph_asr.data import AudioToCharDataset
+        from tests.test_bad_data_and_args import FifoGuard
+
+        lines = data.draw(st.lists(S.manifest_lines(audio_files + special_paths), max_size=6))
+        manifest = tmp_path / "m.json"
+        manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        source = AudioToCharDataset(LABELS, bad_data=data.draw(st.sampled_from(["fail", "skip"])))
+        with FifoGuard(special_paths[:1]) as guard:
+            assert all(isinstance(p, str) and p for p in
+                       source.validate("train", manifest_filepath=str(manifest)))
+            try:
+                for _ in source.dataloader("train", manifest_filepath=str(manifest),
+                                           batch_size=2):
+                    pass
+            except UserError as err:
+                assert str(err).strip()
+        assert guard.opened == []
+
+    @FUZZ
+    @given(raw=st.lists(st.one_of(st.binary(max_size=80),
+                                  st.text(max_size=40).map(lambda t: t.encode("utf-16")),
+                                  st.text(max_size=40).map(
+                                      lambda t: t.encode("latin-1", "replace"))),
+                        min_size=1, max_size=5))
+    def test_random_bytes(self, tmp_path, raw):
+        """Manifests of random bytes (binary data, UTF-16, Latin-1): problems of their lines
+        or a UserError naming the manifest (a UnicodeDecodeError traceback before)."""
+        from neuralgraph_audio import read_manifest, validate_manifest
+
+        manifest = tmp_path / "m.json"
+        manifest.write_bytes(b"\n".join(raw) + b"\n")
+        for read in (lambda: validate_manifest(manifest, labels=LABELS, policy="skip"),
+                     lambda: read_manifest(manifest)):
+            try:
+                read()
+            except UserError as err:  # "m.json:3: not UTF-8 text ..." or "2 bad lines in m.json:"
+                where = re.escape(str(manifest))
+                assert re.match(rf"{where}:\d+: |\d+ bad lines in {where}:", str(err)), str(err)
 
 
 class TestRegressions:
