@@ -6,7 +6,18 @@ power spectrum, Slaney mel filterbank (librosa's default, built with torchaudio)
 guard, per-feature normalization over the valid frames, frames past the length set to
 ``pad_value`` and the time axis padded to a multiple of ``pad_to``. Features are computed in fp32
 even under autocast. The number of frames of an utterance of L samples is
-``floor((L + 2 * (n_fft // 2) - n_fft) / hop) + 1``.
+``floor((L + 2 * (n_fft // 2) - n_fft) / hop) + 1`` (NeMo 1.x's count, every frame the STFT
+makes).
+
+NeMo 3.0's ``FilterbankFeatures`` frames differently, and two parameters reproduce it for
+imported models (``neuralgraph import-nemo`` sets both; native graphs keep the defaults):
+``stft_pad_mode: constant`` pads the signal's ends with zeros instead of reflecting them and
+zeroes pre-emphasised samples past each length (so a row of a padded batch sees the zeros the
+utterance alone would), and ``drop_last_frame: true`` reports one frame fewer,
+``floor((L + 2 * (n_fft // 2) - n_fft) / hop)`` (``floor(L / hop)`` with an even ``n_fft``):
+the STFT's last frame, centred on the signal's last hop, is still computed but masked as
+padding and left out of the normalization statistics. ``AudioToMFCCPreprocessor``'s
+``ceil_lengths`` likewise reports NeMo's ``ceil(L / hop)``.
 """
 
 from __future__ import annotations
@@ -55,6 +66,7 @@ WINDOWS: dict[str | None, Callable[..., Tensor] | None] = {
     None: None,
 }
 NORMALIZE_TYPES = ("per_feature", "all_features")
+STFT_PAD_MODES = ("reflect", "constant")
 _NORMALIZE = satisfies(lambda value: value in (*NORMALIZE_TYPES, None, "none", ""),
                        "one of 'per_feature', 'all_features' or null")
 _GUARD_VALUE = satisfies(lambda value: value in ("tiny", "eps") or number.accepts(value),
@@ -149,8 +161,14 @@ class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
     - ``pad_to``: pad the time axis to a multiple of this (0: no padding), with ``pad_value``.
     - ``frame_splicing``: stack this many consecutive frames (output D = features x this).
     - ``mag_power``: power of the magnitude spectrum (2: power spectrum).
-    - ``exact_pad``: reflect-pad (n_fft - hop) / 2 and use an uncentred STFT so that an
-      utterance of L samples gives L // hop frames.
+    - ``exact_pad``: pad (n_fft - hop) / 2 samples (as ``stft_pad_mode`` says) and use an
+      uncentred STFT so that an utterance of L samples gives L // hop frames.
+    - ``stft_pad_mode``: how the signal's ends are padded for the STFT: ``reflect`` (NeMo 1.x)
+      or ``constant`` (zeros, NeMo 3.0; pre-emphasised samples past each length are zeroed too,
+      so a row of a padded batch gives what the utterance alone gives).
+    - ``drop_last_frame``: report one frame fewer than the STFT makes (NeMo 3.0's count:
+      ``floor(L / hop)`` for L samples with an even n_fft); the frame is still computed, but
+      masked as padding and left out of the normalization.
 
     Ports: ``input_signal`` (B, T) AudioSignal(sample_rate) and ``length`` (B,) samples in;
     ``processed_signal`` (B, D=features*frame_splicing, T') and ``processed_length`` (B,) out.
@@ -181,6 +199,8 @@ class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
         mag_power: float = 2.0,
         pad_value: float = 0.0,
         exact_pad: bool = False,
+        stft_pad_mode: str = "reflect",
+        drop_last_frame: bool = False,
     ) -> None:
         super().__init__()
         _check_sample_rate(sample_rate)
@@ -205,6 +225,9 @@ class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
         self.mag_power = float(mag_power)
         self.pad_value = float(pad_value)
         self.exact_pad = bool(exact_pad)
+        check("stft_pad_mode", stft_pad_mode, in_(STFT_PAD_MODES))
+        self.stft_pad_mode = stft_pad_mode
+        self.drop_last_frame = bool(drop_last_frame)
         self._register_constants(window, lowfreq, highfreq)
 
     def _check(
@@ -290,7 +313,8 @@ class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
         else:
             pad = self.n_fft // 2 * 2
         num = length.to(torch.long) + pad - self.n_fft
-        return torch.div(num, self.hop_length, rounding_mode="floor") + 1
+        frames = torch.div(num, self.hop_length, rounding_mode="floor")
+        return frames if self.drop_last_frame else frames + 1
 
     def _guard(self, x: Tensor) -> float:
         if self.log_zero_guard_value == "tiny":
@@ -303,7 +327,7 @@ class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
         """(B, T_samples) fp32 -> |STFT|^mag_power (B, n_fft // 2 + 1, T_frames)."""
         if self.exact_pad:
             pad = (self.n_fft - self.hop_length) // 2
-            x = F.pad(x.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+            x = F.pad(x.unsqueeze(1), (pad, pad), mode=self.stft_pad_mode).squeeze(1)
         spec = torch.stft(
             x,
             n_fft=self.n_fft,
@@ -311,7 +335,7 @@ class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
             win_length=self.win_length,
             window=self.window.to(dtype=x.dtype),
             center=not self.exact_pad,
-            pad_mode="reflect",
+            pad_mode=self.stft_pad_mode,
             return_complex=True,
         )
         if self.mag_power == 2.0:
@@ -319,12 +343,15 @@ class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
             return spec.real.square() + spec.imag.square()
         return spec.abs().pow(self.mag_power)
 
-    def _features(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """fp32 waveforms (B, T) -> features (B, D, T') before masking and padding."""
+    def _features(self, x: Tensor, samples: Tensor, lengths: Tensor) -> Tensor:
+        """fp32 waveforms (B, T) of ``samples`` (B,) -> features (B, D, T') of ``lengths``
+        frames, before masking and padding."""
         if self.training and self.dither > 0:
             x = x + self.dither * torch.randn_like(x)
         if self.preemph is not None:
             x = torch.cat((x[:, :1], x[:, 1:] - self.preemph * x[:, :-1]), dim=1)
+            if self.stft_pad_mode == "constant":
+                x = x.masked_fill(~valid_frames(samples, x.shape[-1]), 0.0)
         x = torch.matmul(self.fb.to(x.dtype), self._power_spectrum(x))
         if self.log:
             if self.log_zero_guard_type == "add":
@@ -342,9 +369,10 @@ class AudioToMelSpectrogramPreprocessor(ng.NeuralModule):
 
         T' = frames of the longest input, rounded up to a multiple of ``pad_to``.
         """
-        lengths = self.get_seq_len(length.to(input_signal.device))
+        samples = length.to(input_signal.device)
+        lengths = self.get_seq_len(samples)
         with torch.autocast(device_type=input_signal.device.type, enabled=False):
-            x = self._features(input_signal.float(), lengths)
+            x = self._features(input_signal.float(), samples, lengths)
             x = x.masked_fill(~valid_frames(lengths, x.shape[-1]).unsqueeze(1), self.pad_value)
             if self.pad_to > 0 and x.shape[-1] % self.pad_to:
                 x = F.pad(x, (0, self.pad_to - x.shape[-1] % self.pad_to), value=self.pad_value)
@@ -362,11 +390,13 @@ class AudioToMFCCPreprocessor(ng.NeuralModule):
     - ``lowfreq`` / ``highfreq``: mel filterbank range; ``n_mels``: mel bands.
     - ``n_mfcc``: coefficients kept; ``dct_type`` (2) and ``norm`` (``ortho``) of the DCT.
     - ``log``: log-mel (True) or decibel-scaled mel spectrogram before the DCT.
+    - ``ceil_lengths``: report NeMo's ``ceil(L / hop)`` frames for L samples (one fewer than
+      the STFT makes when L is a multiple of the hop) instead of ``floor(L / hop) + 1``.
 
     Ports: ``input_signal`` (B, T) AudioSignal(sample_rate) and ``length`` (B,) in;
     ``processed_signal`` (B, D=n_mfcc, T') and ``processed_length`` (B,) out, with
-    ``T' = floor(L / hop) + 1`` frames for L samples (NeMo reports ceil(L / hop), one frame
-    fewer when L is a multiple of the hop; this is the count the STFT actually produces).
+    ``T' = floor(L / hop) + 1`` frames for L samples (the count the STFT actually produces;
+    NeMo reports ceil(L / hop), which ``ceil_lengths`` reproduces).
     """
 
     exportable = False  # an STFT: left outside ONNX exports, as in NeMo
@@ -387,6 +417,7 @@ class AudioToMFCCPreprocessor(ng.NeuralModule):
         dct_type: int = 2,
         norm: str | None = "ortho",
         log: bool = True,
+        ceil_lengths: bool = False,
     ) -> None:
         super().__init__()
         _check_sample_rate(sample_rate)
@@ -402,6 +433,7 @@ class AudioToMFCCPreprocessor(ng.NeuralModule):
                                                         form="qualifier"))
         _check_n_fft(n_fft, self.win_length)
         self.n_mfcc = n_mfcc
+        self.ceil_lengths = bool(ceil_lengths)
         melkwargs = {
             "f_min": float(lowfreq),
             "f_max": highfreq,
@@ -444,12 +476,11 @@ class AudioToMFCCPreprocessor(ng.NeuralModule):
         """Waveforms (B, T) and sample counts (B,) -> MFCCs (B, n_mfcc, T // hop + 1), frames."""
         with torch.autocast(device_type=input_signal.device.type, enabled=False):
             features = self.featurizer(input_signal.float())
-        frames = (
-            torch.div(
-                length.to(input_signal.device, torch.long), self.hop_length, rounding_mode="floor"
-            )
-            + 1
-        )
+        samples = length.to(input_signal.device, torch.long)
+        if self.ceil_lengths:
+            frames = -torch.div(-samples, self.hop_length, rounding_mode="floor")
+        else:
+            frames = torch.div(samples, self.hop_length, rounding_mode="floor") + 1
         return features, frames
 
 
