@@ -1,0 +1,299 @@
+"""Small NeMo models saved by NeMo itself, with NeMo's outputs on real audio: the fixtures of
+``tests/asr/test_nemo_import.py``.
+
+Run with NeMo's own environment (never a dependency of neuralgraph)::
+
+    /work/nemo_venv/bin/python benchmarks/nemo_import/make_fixtures.py [--out tests/asr/data/nemo]
+
+Everything is built offline from configs written below (no download): a character CTC
+QuartzNet with few, narrow blocks; a BPE CTC model with a SentencePiece tokenizer trained here
+on a few sentences; a MatchboxNet-style command classifier (MFCC; its config names a 128-frame
+crop-or-pad, as MatchboxNet's do, which NeMo 3.0 builds but never applies).
+Weights are NeMo's random initialization under a fixed seed, then the batch-norm statistics
+and affine parameters are randomized too (so that a mapping that drops or swaps one of them
+shows). Each model is saved with ``model.save_to(NAME.nemo)``; ``NAME.npz`` holds NeMo's
+outputs in eval mode (dither off):
+
+- ``single_<i>_*``: input ``i`` alone (batch of one): ``processed_length``, ``encoded_len``,
+  ``log_probs`` (CTC) or ``logits`` (classification);
+- ``batch_*``: the inputs ``BATCH`` in one zero-padded batch, the same outputs.
+
+``inputs.json`` lists the inputs (an audio file, an optional ``offset`` and number of
+``samples``) and is shared by all models: three cuts of the repository's held-out digits (one
+whole file with silent ends, one cut inside the speech so that the STFT's edge padding matters,
+at a multiple of the hop) and, when Debian's ``pocketsphinx-testdata`` is installed, one real
+recording (LibriVox), marked ``optional`` (the test skips it where the package is missing).
+NeMo reads the audio with soundfile here, as the test does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = 1234
+CHAR_LABELS = [" ", *"abcdefghijklmnopqrstuvwxyz", "'"]
+COMMANDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "unknown",
+            "silence"]
+
+# Repository-relative audio; "samples" truncates (a length that is a multiple of the 160-sample
+# hop is the case where frame-count conventions differ most).
+INPUTS = [
+    {"file": "examples/asr/data/digits/heldout/00000.flac"},
+    {"file": "examples/asr/data/digits/heldout/00001.flac"},
+    {"file": "examples/asr/data/digits/heldout/00002.flac", "offset": 3000, "samples": 13600},
+    {"file": "/usr/share/pocketsphinx/test/data/librivox/"
+             "sense_and_sensibility_01_austen_64kb-0880.wav", "optional": True},
+]
+BATCH = [0, 1, 2]
+
+TOKENIZER_TEXT = [
+    "seven of clubs", "the quick brown fox jumps over the lazy dog",
+    "he was not an ill disposed young man", "go forward ten meters", "it's a lovely day",
+    "one two three four five six seven eight nine zero oh", "stop the music and go home",
+    "nine eight seven six five four three two one", "a lovely quick young dog",
+]
+
+
+def jasper_block(filters: int, kernel: int, *, repeat: int = 1, stride: int = 1,
+                 dilation: int = 1, residual: bool = False, separable: bool = True,
+                 **extra: object) -> dict[str, object]:
+    return {"filters": filters, "repeat": repeat, "kernel": [kernel], "stride": [stride],
+            "dilation": [dilation], "dropout": 0.0, "residual": residual,
+            "separable": separable, **extra}
+
+
+def char_config() -> dict:
+    """QuartzNet's layout at toy size: C1 stride 2, two residual groups, C2 dilated, C3 1x1."""
+    return {
+        "sample_rate": 16000,
+        "labels": CHAR_LABELS,
+        "preprocessor": {
+            "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+            "normalize": "per_feature", "window_size": 0.02, "sample_rate": 16000,
+            "window_stride": 0.01, "window": "hann", "features": 64, "n_fft": 512,
+            "frame_splicing": 1, "dither": 0.00001,
+        },
+        "spec_augment": {
+            "_target_": "nemo.collections.asr.modules.SpectrogramAugmentation",
+            "rect_freq": 50, "rect_masks": 5, "rect_time": 120,
+        },
+        "encoder": {
+            "_target_": "nemo.collections.asr.modules.ConvASREncoder",
+            "feat_in": 64, "activation": "relu", "conv_mask": True,
+            "jasper": [
+                jasper_block(48, 33, stride=2),
+                jasper_block(48, 33, repeat=2, residual=True),
+                jasper_block(64, 39, repeat=2, residual=True),
+                jasper_block(64, 87, dilation=2),
+                jasper_block(96, 1, separable=False),
+            ],
+        },
+        "decoder": {
+            "_target_": "nemo.collections.asr.modules.ConvASRDecoder",
+            "feat_in": 96, "num_classes": len(CHAR_LABELS), "vocabulary": CHAR_LABELS,
+        },
+        "optim": {"name": "novograd", "lr": 0.01, "betas": [0.8, 0.5], "weight_decay": 0.001},
+    }
+
+
+def bpe_config(tokenizer_dir: str) -> dict:
+    """Other settings than the char model: 80 features, 25 ms windows, swish, a
+    squeeze-excite block, a block-level stride."""
+    return {
+        "sample_rate": 16000,
+        "tokenizer": {"dir": tokenizer_dir, "type": "bpe"},
+        "preprocessor": {
+            "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+            "normalize": "per_feature", "window_size": 0.025, "sample_rate": 16000,
+            "window_stride": 0.01, "window": "hann", "features": 80, "n_fft": 512,
+            "frame_splicing": 1, "dither": 0.00001,
+        },
+        "encoder": {
+            "_target_": "nemo.collections.asr.modules.ConvASREncoder",
+            "feat_in": 80, "activation": "swish", "conv_mask": True,
+            "jasper": [
+                jasper_block(48, 11, stride=2),
+                jasper_block(48, 13, repeat=2, residual=True, se=True, se_reduction_ratio=8),
+                jasper_block(64, 15, repeat=2, residual=True, stride=2, stride_last=True,
+                             residual_mode="stride_add"),
+                jasper_block(96, 1, separable=False),
+            ],
+        },
+        "decoder": {
+            "_target_": "nemo.collections.asr.modules.ConvASRDecoder",
+            "feat_in": 96, "num_classes": -1, "vocabulary": [],
+        },
+        "optim": {"name": "adamw", "lr": 0.001},
+    }
+
+
+def classifier_config() -> dict:
+    """MatchboxNet 3x1x64's layout at toy size (MFCC, crop or pad to 128 frames)."""
+    return {
+        "sample_rate": 16000,
+        "labels": COMMANDS,
+        "timesteps": 128,
+        "preprocessor": {
+            "_target_": "nemo.collections.asr.modules.AudioToMFCCPreprocessor",
+            "window_size": 0.025, "window_stride": 0.01, "window": "hann", "n_mels": 64,
+            "n_mfcc": 64, "n_fft": 512,
+        },
+        "spec_augment": {
+            "_target_": "nemo.collections.asr.modules.SpectrogramAugmentation",
+            "freq_masks": 2, "time_masks": 2, "freq_width": 15, "time_width": 25,
+            "rect_masks": 5, "rect_time": 25, "rect_freq": 15,
+        },
+        "crop_or_pad_augment": {
+            "_target_": "nemo.collections.asr.modules.CropOrPadSpectrogramAugmentation",
+            "audio_length": 128,
+        },
+        "encoder": {
+            "_target_": "nemo.collections.asr.modules.ConvASREncoder",
+            "feat_in": 64, "activation": "relu", "conv_mask": True,
+            "jasper": [
+                jasper_block(32, 11),
+                jasper_block(32, 13, residual=True),
+                jasper_block(32, 15, residual=True),
+                jasper_block(32, 29, dilation=2),
+                jasper_block(64, 1, separable=False),
+            ],
+        },
+        "decoder": {
+            "_target_": "nemo.collections.asr.modules.ConvASRDecoderClassification",
+            "feat_in": 64, "num_classes": len(COMMANDS), "return_logits": True,
+            "pooling_type": "avg",
+        },
+        "optim": {"name": "sgd", "lr": 0.01},
+    }
+
+
+def train_tokenizer(directory: Path) -> None:
+    """A 40-piece SentencePiece BPE model, with the vocab files NeMo's tokenizer script writes."""
+    import sentencepiece as spm
+
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(TOKENIZER_TEXT * 4), model_prefix=str(directory / "tokenizer"),
+        vocab_size=40, model_type="bpe", character_coverage=1.0, bos_id=-1, eos_id=-1,
+        normalization_rule_name="identity", num_threads=1, minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_file=str(directory / "tokenizer.model"))
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    (directory / "vocab.txt").write_text("".join(f"{p}\n" for p in pieces), encoding="utf-8")
+
+
+def randomize_norms(model: torch.nn.Module, generator: torch.Generator) -> None:
+    """Batch-norm running statistics and affine parameters drawn at random (fixed seed)."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                n = module.num_features
+                module.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
+                module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
+                module.weight.copy_(1 + 0.2 * torch.randn(n, generator=generator))
+                module.bias.copy_(0.1 * torch.randn(n, generator=generator))
+
+
+def read_input(item: dict) -> np.ndarray | None:
+    path = ROOT / item["file"]
+    if item.get("optional") and not path.is_file():
+        return None
+    audio, rate = sf.read(path, dtype="float32")
+    assert rate == 16000 and audio.ndim == 1, item
+    start = item.get("offset", 0)
+    return audio[start: start + item["samples"] if "samples" in item else None]
+
+
+def batch(signals: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(s) for s in signals])
+    x = torch.zeros(len(signals), int(lengths.max()))
+    for row, s in enumerate(signals):
+        x[row, : len(s)] = torch.from_numpy(s)
+    return x, lengths
+
+
+@torch.no_grad()
+def reference(model: torch.nn.Module, signals: list[np.ndarray | None],
+              kind: str) -> dict[str, np.ndarray]:
+    """NeMo's outputs for each input alone and for the inputs BATCH in one batch."""
+    out: dict[str, np.ndarray] = {}
+    runs = [(f"single_{i}", [s]) for i, s in enumerate(signals) if s is not None]
+    runs.append(("batch", [signals[i] for i in BATCH]))
+    for name, group in runs:
+        x, n = batch(group)
+        _, processed_length = model.preprocessor(input_signal=x, length=n)
+        out[f"{name}_processed_length"] = processed_length.numpy()
+        if kind == "classification":
+            logits = model.forward(input_signal=x, input_signal_length=n)
+            out[f"{name}_logits"] = logits.numpy().astype(np.float32)
+        else:
+            log_probs, encoded_len, _ = model.forward(input_signal=x, input_signal_length=n)
+            out[f"{name}_log_probs"] = log_probs.numpy().astype(np.float32)
+            out[f"{name}_encoded_len"] = encoded_len.numpy()
+    return out
+
+
+def build(kind: str, work: Path):
+    from nemo.collections.asr.models import (
+        EncDecClassificationModel,
+        EncDecCTCModel,
+        EncDecCTCModelBPE,
+    )
+
+    if kind == "char":
+        return EncDecCTCModel(cfg=OmegaConf.create(char_config()))
+    if kind == "bpe":
+        tokenizer_dir = work / "tokenizer"
+        tokenizer_dir.mkdir()
+        train_tokenizer(tokenizer_dir)
+        return EncDecCTCModelBPE(cfg=OmegaConf.create(bpe_config(str(tokenizer_dir))))
+    return EncDecClassificationModel(cfg=OmegaConf.create(classifier_config()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(ROOT / "tests/asr/data/nemo"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    import nemo
+
+    torch.set_num_threads(1)
+    summary = {"nemo_version": nemo.__version__, "torch_version": torch.__version__,
+               "inputs": INPUTS, "batch": BATCH, "models": {}}
+    for name, kind in (("quartznet_char", "char"), ("quartznet_bpe", "bpe"),
+                       ("matchboxnet", "classification")):
+        random.seed(SEED)
+        np.random.seed(SEED)
+        torch.manual_seed(SEED)
+        with tempfile.TemporaryDirectory() as tmp:
+            model = build(kind, Path(tmp))
+            randomize_norms(model, torch.Generator().manual_seed(SEED))
+            model.eval()
+            if hasattr(model.preprocessor.featurizer, "dither"):  # the mel featurizer's
+                model.preprocessor.featurizer.dither = 0.0
+            refs = reference(model, [read_input(item) for item in INPUTS], kind)
+            path = out / f"{name}.nemo"
+            model.save_to(str(path))
+        np.savez_compressed(out / f"{name}.npz", **refs)
+        params = sum(p.numel() for p in model.parameters())
+        summary["models"][name] = {
+            "class": type(model).__name__, "parameters": params,
+            "nemo_bytes": os.path.getsize(path),
+            "npz_bytes": os.path.getsize(out / f"{name}.npz"),
+        }
+        print(name, summary["models"][name], flush=True)
+    (out / "inputs.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
