@@ -59,3 +59,8 @@ def register_commands(registry: Any) -> None:
                          help="text for audio files, from a .ngm ASR archive")
     registry.add_command("asr", configure_asr, run_asr,
                          help="ASR tools: train a tokenizer, synthesize a corpus")
+    from neuralgraph_asr.nemo_import import configure_import_nemo, run_import_nemo  # no torch
+
+    registry.add_command("import-nemo", configure_import_nemo, run_import_nemo,
+                         help="a NeMo .nemo checkpoint (QuartzNet, Jasper, MatchboxNet) as a "
+                              ".ngm archive giving NeMo's outputs")
