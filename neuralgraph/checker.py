@@ -28,7 +28,7 @@ from neuralgraph.trainer_checks import _check_optim, _check_run_options, _check_
 from neuralgraph.types import AxisType, LossType, NeuralType, NeuralTypeComparisonResult, accepts
 from neuralgraph.validators import ParameterError
 
-__all__ = ["DataPlan", "NodePlan", "Plan", "check"]
+__all__ = ["DataPlan", "NodePlan", "Plan", "check", "folder_name_problem"]
 
 R = NeuralTypeComparisonResult
 DATA = "data"
@@ -158,6 +158,25 @@ def _check_top(config: Mapping[str, Any], problems: _Problems) -> None:
     name = config.get("name")
     if name is not None and not isinstance(name, str):
         problems.error(f"'name' must be a string (got {name!r})", "name")
+    elif name and (why := folder_name_problem(name)):
+        problems.error(f"'name' must be a single folder name, as it names the run folder and "
+                       f"the archive under --exp-dir; {why} (found {name!r})", "name")
+
+
+def folder_name_problem(text: str) -> str | None:
+    """Why ``text`` cannot name one folder or file inside another (None when it can): a graph
+    file's ``name`` or a ``--version`` must not choose where a run's files land."""
+    if not text:
+        return "it is empty"
+    if "/" in text or "\\" in text:
+        return "it has a '/' or '\\', which would make it a path"
+    if text.startswith("."):
+        return "it starts with '.' (as '.', '..' and hidden folders do)"
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return "it has a NUL or another control character"
+    if len(text.encode("utf-8", "surrogatepass")) > 200:
+        return "it is longer than 200 bytes"
+    return None
 
 
 def _node_specs(nodes: Any, problems: _Problems) -> dict[str, Mapping[str, Any]]:

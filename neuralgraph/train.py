@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from neuralgraph.checker import folder_name_problem
 from neuralgraph.errors import UserError
 from neuralgraph.graph import Graph
 from neuralgraph.registry import Registry, get_registry
@@ -46,13 +47,23 @@ def _is_child_process() -> bool:
 
 
 def run_dir(graph: Graph, exp_dir: str | Path, version: str | None, resume: bool) -> Path:
-    """The folder of this run: a new version, or the latest one with a checkpoint to resume."""
+    """The folder of this run: a new version, or the latest one with a checkpoint to resume.
+
+    The graph's ``name`` and ``version`` are single folder names (a shared graph file must not
+    choose where files land): anything else is a UserError.
+    """
+    if why := folder_name_problem(graph.name):
+        raise UserError(f"{graph.source or '<graph>'}: 'name' must be a single folder name; "
+                        f"{why} (found {graph.name!r})")
     root = Path(exp_dir) / graph.name
     child = _is_child_process()
     if version is None and child:
         version = os.environ.get("NEURALGRAPH_RUN_VERSION")  # chosen by the launching rank 0
     if version is None:
         version = (_latest_version(root) if resume else None) or _next_version(root)
+    elif why := folder_name_problem(version):
+        raise UserError(f"--version must be a single folder name under {root}; {why} "
+                        f"(found {version!r})")
     os.environ["NEURALGRAPH_RUN_VERSION"] = version  # inherited by processes Lightning spawns
     return root / version
 

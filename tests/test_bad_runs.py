@@ -1,0 +1,184 @@
+"""No input takes neuralgraph down: bad run names and folders, crafted archives, weights that
+become NaN, checkpoints that are not checkpoints, exports that cannot be written (issue 17).
+
+Every case runs as a user would run it, through ``neuralgraph.cli.main`` (or a fresh process
+when it trains), and must end with a message that says what must hold, what was found and
+where: exit 2 for the user's input, exit 1 for a run that cannot go on (non-finite weights),
+never a traceback. docs/faults.md ("Bad archives and run folders") lists the cases.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from neuralgraph.cli import main
+from neuralgraph.registry import reset_registry
+from tests.conftest import TOY
+
+GRAPH = """\
+name: toy
+seed: 0
+trainer: {max_epochs: 1, accelerator: cpu, devices: 1, enable_model_summary: false}
+data:
+  module: DATA
+  params: {dim: 4, out: 1}
+  train: {batch_size: 16, shuffle: true, n_samples: 64}
+nodes:
+  hidden: {module: Linear, params: {in_features: 4, out_features: 8}, inputs: {x: data.x}}
+  poison: {module: Poison, params: {at: -1}, inputs: {x: hidden.y}}
+  head: {module: Linear, params: {in_features: 8, out_features: 1}, inputs: {x: poison.y}}
+  mse: {module: MSE, inputs: {pred: head.y, target: data.y}}
+loss: mse.loss
+optim: {name: adam, lr: 0.01}
+"""
+
+# A second test plugin: a module whose buffer becomes infinite while the loss stays finite (a
+# diverging running statistic), and the toy data source with inference ports (exportable).
+PLUGIN = '''\
+import torch
+import neuralgraph as ng
+from ng_toy import ToyRegression
+
+FEATURES = ng.ChannelType()
+
+
+class Poison(ng.NeuralModule):
+    """Identity on (B, D); its buffer ``stat`` becomes inf at training call ``at``."""
+
+    def __init__(self, at: int = -1) -> None:
+        super().__init__()
+        self.at, self.calls = at, 0
+        self.register_buffer("stat", torch.zeros(1))
+
+    @property
+    def input_types(self):
+        return {"x": ng.NeuralType(("B", "D"), FEATURES)}
+
+    @property
+    def output_types(self):
+        return {"y": ng.NeuralType(("B", "D"), FEATURES)}
+
+    def forward(self, x):
+        if self.training:
+            if self.calls == self.at:
+                self.stat.fill_(float("inf"))
+            self.calls += 1
+        return x
+
+
+class ExportableToy(ToyRegression):
+    inference_ports = ("x",)
+
+
+@ng.hookimpl
+def register_modules(registry):
+    registry.add_module(Poison)
+
+
+@ng.hookimpl
+def register_data_sources(registry):
+    registry.add_data_source(ExportableToy)
+'''
+PLUGINS = "ng_toy,ng_badruns"
+
+
+@pytest.fixture(scope="module")
+def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("plugin")
+    (folder / "ng_badruns.py").write_text(PLUGIN)
+    return folder
+
+
+@pytest.fixture()
+def env(plugin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Both test plugins loaded, in this process and in the processes it starts."""
+    path = os.pathsep.join([str(plugin_dir), str(TOY)])
+    monkeypatch.setenv("NEURALGRAPH_PLUGINS", PLUGINS)
+    monkeypatch.setenv("PYTHONPATH", path)
+    monkeypatch.syspath_prepend(str(plugin_dir))
+    monkeypatch.delenv("NEURALGRAPH_RUN_VERSION", raising=False)
+    reset_registry()
+    return {"NEURALGRAPH_PLUGINS": PLUGINS, "PYTHONPATH": path}
+
+
+@pytest.fixture()
+def work(tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A deep working folder (so that '../../..' stays inside tmp_path) holding graph.yaml."""
+    folder = tmp_path / "a" / "b" / "c"
+    folder.mkdir(parents=True)
+    (folder / "graph.yaml").write_text(GRAPH.replace("DATA", "ToyRegression"))
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return code, err
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+# --- 1. a graph's name and --version choose no path --------------------------------------------
+
+NAMES = [  # (override or graph line, what the message says)
+    pytest.param("name=../../../x", "it has a '/' or '\\'", id="dotdot"),
+    pytest.param("name=/tmp/neuralgraph-abs", "it has a '/' or '\\'", id="absolute"),
+    pytest.param("name=a\\\\b", "it has a '/' or '\\'", id="backslash"),
+    pytest.param("name=..", "it starts with '.'", id="parent"),
+    pytest.param("name=.hidden", "it starts with '.'", id="hidden"),
+    pytest.param("name=" + "x" * 201, "longer than 200 bytes", id="long"),
+]
+
+
+@pytest.mark.parametrize("command", ["check", "train"])
+@pytest.mark.parametrize("override,why", NAMES)
+def test_name_is_one_folder_name(work, tmp_path, capsys, command, override, why):
+    """`name` from an override: exit 2 at the override, nothing written anywhere."""
+    before = _files(tmp_path)
+    extra = ["--exp-dir", "E"] if command == "train" else []
+    code, err = _cli(capsys, command, "graph.yaml", override, *extra)
+    assert code == 2, err
+    line = next(x for x in err.splitlines() if "error:" in x)
+    assert line.startswith("override #1") and override[:40] in line, line  # at the override
+    assert "error: name: 'name' must be a single folder name" in line
+    assert why in err
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("line,why", [
+    pytest.param("name: ../../evil", "it has a '/'", id="dotdot"),
+    pytest.param("name: /etc/evil", "it has a '/'", id="absolute"),
+    pytest.param('name: "a\\0b"', "a NUL or another control character", id="nul"),
+    pytest.param('name: "a\\nb"', "a NUL or another control character", id="newline"),
+])
+def test_name_in_the_graph_file(work, tmp_path, capsys, line, why):
+    """`name:` written in a shared graph file: exit 2 at its line for check and train."""
+    text = (work / "graph.yaml").read_text().replace("name: toy", line)
+    (work / "graph.yaml").write_text(text)
+    before = _files(tmp_path)
+    for command in (["check"], ["train", "--exp-dir", "E"]):
+        code, err = _cli(capsys, command[0], "graph.yaml", *command[1:])
+        assert code == 2, err
+        assert "graph.yaml:1: error: name: 'name' must be a single folder name" in err
+        assert why in err
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("version,why", [
+    ("../x", "it has a '/'"), ("/tmp/neuralgraph-abs", "it has a '/'"),
+    ("..", "it starts with '.'"), ("", "it is empty"),
+])
+def test_version_is_one_folder_name(work, tmp_path, capsys, version, why):
+    """--version names one folder under EXP/NAME: anything else is exit 2, nothing written."""
+    before = _files(tmp_path)
+    code, err = _cli(capsys, "train", "graph.yaml", "--exp-dir", "E", "--version", version)
+    assert code == 2, err
+    assert f"error: --version must be a single folder name under E/toy; {why}" in err
+    assert _files(tmp_path) == before
