@@ -34,6 +34,7 @@ __all__ = ["FORMAT_VERSION", "ArchiveError", "restore_archive", "save_archive"]
 FORMAT_VERSION = 1
 META, GRAPH, WEIGHTS, ARTIFACTS = "meta.json", "graph.yaml", "weights.safetensors", "artifacts"
 MAX_MEMBER_BYTES = 8 << 30
+Artifact = tuple[str, list[str]]  # a member of artifacts/ and the parameter's key path
 
 
 class ArchiveError(UserError):
@@ -162,34 +163,95 @@ def _safe_member_name(name: str) -> bool:
     return len(pure.parts) >= 2 and pure.parts[0] == ARTIFACTS
 
 
-def _read_members(path: Path) -> dict[str, bytes]:
-    """Every member's bytes; refuses links, special files and names outside the layout.
+def _read_members(path: Path) -> tuple[dict[str, bytes], dict[str, Any], list[Artifact]]:
+    """Every member's bytes, the metadata and its artifact table; refuses links, special
+    files, sparse files, names outside the layout, a name given twice, and artifacts that
+    ``meta.json`` does not list (before reading them).
 
-    Only plain (uncompressed) tars are read, so no member can be larger than the file.
+    Only plain (uncompressed) tars are read, and every member's data must lie inside the file
+    before any is read: the members together are never larger than the archive. (A GNU sparse
+    member could claim far more than it stores, so sparse members are refused.)
     """
     if not path.is_file():
         raise ArchiveError(f"model archive not found: {path}")
+    size = path.stat().st_size
     members: dict[str, bytes] = {}
     try:
         with tarfile.open(path, mode="r:") as tar:
-            for info in tar:
-                _check_member(path, info)
-                if info.isdir():
-                    continue
-                handle = tar.extractfile(info)
-                if handle is None:
-                    raise ArchiveError(f"{path}: member '{info.name}' cannot be read")
-                data = handle.read()
-                if len(data) != info.size:
-                    raise tarfile.ReadError(f"member '{info.name}' is truncated")
-                members[info.name] = data
+            infos = tar.getmembers()  # the headers alone: data is skipped, not read
+            files = _check_layout(path, infos, size)
+            members[META] = _read_data(tar, files[META])
+            meta = _read_meta(path, members)
+            artifacts = _artifact_table(path, meta)
+            unlisted = sorted(set(files) - {META, GRAPH, WEIGHTS} - {a[0] for a in artifacts})
+            if unlisted:
+                raise ArchiveError(f"{path}: refusing member '{unlisted[0]}': meta.json does not "
+                                   "list it as an artifact, and an archive holds only meta.json, "
+                                   "graph.yaml, weights.safetensors and the artifacts it lists")
+            for name, info in files.items():
+                if name != META:
+                    members[name] = _read_data(tar, info)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ArchiveError(f"{path} is not a complete neuralgraph archive (.ngm): "
                            f"{exc}") from None
+    return members, meta, artifacts
+
+
+def _check_layout(path: Path, infos: list[tarfile.TarInfo],
+                  size: int) -> dict[str, tarfile.TarInfo]:
+    """The regular-file members by name, once every header is checked (names, types, sizes
+    within the file, no name twice, no file where another member needs a folder)."""
+    files: dict[str, tarfile.TarInfo] = {}
+    for info in infos:
+        _check_member(path, info)
+        if info.isdir():
+            continue
+        if info.name in files:
+            raise ArchiveError(f"{path}: refusing member '{info.name}': it appears twice")
+        if info.offset_data + info.size > size:
+            raise tarfile.ReadError(f"member '{info.name}' claims {info.size} B but the file "
+                                    f"ends {max(0, size - info.offset_data)} B after its start")
+        files[info.name] = info
+    for name in files:
+        parent = PurePosixPath(name).parent
+        while parent != PurePosixPath("."):
+            if str(parent) in files:
+                raise ArchiveError(f"{path}: refusing member '{name}': the member '{parent}' is "
+                                   "a file, so it cannot also be a folder")
+            parent = parent.parent
     for required in (META, GRAPH, WEIGHTS):
-        if required not in members:
+        if required not in files:
             raise ArchiveError(f"{path}: the archive has no {required}")
-    return members
+    return files
+
+
+def _read_data(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    handle = tar.extractfile(info)
+    if handle is None:
+        raise tarfile.ReadError(f"member '{info.name}' cannot be read")
+    data = handle.read()
+    if len(data) != info.size:
+        raise tarfile.ReadError(f"member '{info.name}' is truncated")
+    return data
+
+
+def _artifact_table(path: Path, meta: dict[str, Any]) -> list[Artifact]:
+    """``meta.json``'s artifacts as (member, key path) pairs, each checked: a member under
+    ``artifacts/``, a key that is a module parameter."""
+    artifacts = meta.get("artifacts", [])
+    if not isinstance(artifacts, list):
+        raise ArchiveError(f"{path}: meta.json 'artifacts' must be a list")
+    table: list[Artifact] = []
+    for artifact in artifacts:
+        member = artifact.get("member") if isinstance(artifact, dict) else None
+        key = artifact.get("key") if isinstance(artifact, dict) else None
+        if not isinstance(member, str) or not _safe_member_name(member) or \
+                not member.startswith(f"{ARTIFACTS}/"):
+            raise ArchiveError(f"{path}: meta.json lists a bad artifact {artifact!r}")
+        if not _artifact_key(key):
+            raise ArchiveError(f"{path}: artifact key {key!r} is not a module parameter")
+        table.append((member, key))
+    return table
 
 
 def _check_member(path: Path, info: tarfile.TarInfo) -> None:
@@ -199,6 +261,9 @@ def _check_member(path: Path, info: tarfile.TarInfo) -> None:
         target = f" to '{info.linkname}'" if info.linkname else ""
         raise ArchiveError(f"{path}: refusing member '{info.name}': it is {kind}{target}; an "
                            "archive holds only regular files")
+    if info.issparse():
+        raise ArchiveError(f"{path}: refusing member '{info.name}': it is a sparse file "
+                           f"(claiming {info.size} B); an archive holds only regular files")
     if not _safe_member_name(info.name.rstrip("/") if info.isdir() else info.name) and \
             not (info.isdir() and info.name.rstrip("/") == ARTIFACTS):
         raise ArchiveError(f"{path}: refusing member '{info.name}': only meta.json, "
@@ -265,10 +330,9 @@ def restore_archive(path: Path, cls: type[GraphModel], map_location: str | torch
     from neuralgraph.config import apply_overrides, parse_yaml
     from neuralgraph.graph import Graph
 
-    members = _read_members(path)
-    meta = _read_meta(path, members)
+    members, _, artifacts = _read_members(path)
     config, index = parse_yaml(_read_graph_text(path, members), f"{path}:{GRAPH}")
-    _place_artifacts(path, meta, members, config)
+    _place_artifacts(path, artifacts, members, config)
     config = apply_overrides(config, list(overrides), index)
     model = cls(Graph(config, index))
     _load_weights(path, members[WEIGHTS], model)
@@ -277,21 +341,11 @@ def restore_archive(path: Path, cls: type[GraphModel], map_location: str | torch
     return model
 
 
-def _place_artifacts(path: Path, meta: dict[str, Any], members: dict[str, bytes],
+def _place_artifacts(path: Path, artifacts: list[Artifact], members: dict[str, bytes],
                      config: dict[str, Any]) -> None:
     """Write the artifact members into a new temporary folder; point the graph at them."""
-    artifacts = meta.get("artifacts", [])
-    if not isinstance(artifacts, list):
-        raise ArchiveError(f"{path}: meta.json 'artifacts' must be a list")
     directory: Path | None = None
-    for artifact in artifacts:
-        member = artifact.get("member") if isinstance(artifact, dict) else None
-        key = artifact.get("key") if isinstance(artifact, dict) else None
-        if not isinstance(member, str) or not _safe_member_name(member) or \
-                not member.startswith(f"{ARTIFACTS}/"):
-            raise ArchiveError(f"{path}: meta.json lists a bad artifact {artifact!r}")
-        if not _artifact_key(key):
-            raise ArchiveError(f"{path}: artifact key {key!r} is not a module parameter")
+    for member, key in artifacts:
         if member not in members:
             raise ArchiveError(f"{path}: artifact '{member}' is listed but missing")
         directory = directory or _extract_dir()

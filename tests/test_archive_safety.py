@@ -13,6 +13,7 @@ import os
 import pickle
 import tarfile
 import tempfile
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -82,6 +83,35 @@ def _write(path: Path, members: dict[str, bytes], extra: list[tarfile.TarInfo] =
         for info in extra:
             tar.addfile(info)
     return path
+
+
+def _header(info: tarfile.TarInfo, sparse_size: int | None = None) -> bytes:
+    """A GNU tar header for ``info``; with ``sparse_size``, a GNU sparse member (type 'S') that
+    stores ``info.size`` bytes at the end of a file of ``sparse_size`` bytes (holes before)."""
+    if sparse_size is None:
+        return info.tobuf(tarfile.GNU_FORMAT)
+    info.type = tarfile.GNUTYPE_SPARSE
+    buf = bytearray(info.tobuf(tarfile.GNU_FORMAT))
+    buf[386:398] = tarfile.itn(sparse_size - info.size, 12, tarfile.GNU_FORMAT)  # offset
+    buf[398:410] = tarfile.itn(info.size, 12, tarfile.GNU_FORMAT)  # bytes stored
+    buf[483:495] = tarfile.itn(sparse_size, 12, tarfile.GNU_FORMAT)  # the file's size
+    buf[148:156] = b" " * 8
+    buf[148:156] = b"%06o\0 " % sum(buf)
+    return bytes(buf)
+
+
+def raw_tar(members: list[tuple[str, bytes, dict]]) -> bytes:
+    """A tar written byte by byte: (name, stored data, options) with options ``sparse``
+    (the size a sparse member claims) and ``size`` (a header size other than the data's)."""
+    out = io.BytesIO()
+    for name, data, options in members:
+        info = tarfile.TarInfo(name)
+        info.size = options.get("size", len(data))
+        info.mode = 0o644
+        out.write(_header(info, options.get("sparse")))
+        out.write(data + b"\0" * (-len(data) % 512))
+    out.write(b"\0" * 1024)
+    return out.getvalue()
 
 
 def _changed(archive: Path, name: str = "bad.ngm", **members: bytes | None) -> Path:
@@ -232,6 +262,70 @@ class TestMembers:
         assert Path(model.plan.nodes["scale"].params["path"]).name == "sitecustomize.py"
         assert not canary.exists()
         assert _files_outside(workspace) == []
+
+
+class TestSizes:
+    """Members claim no more than the file holds, and only what meta.json lists is read."""
+
+    def _restore(self, archive: Path, extra: list[tuple[str, bytes, dict]],
+                 sparse: int | None = None, listed: tuple[str, ...] = ()) -> str:
+        members = [(n, d, {"sparse": sparse} if sparse and n.startswith("artifacts/") else {})
+                   for n, d in _members(archive).items()]
+        meta = json.loads(members[0][1])
+        meta["artifacts"] += [{"key": ["nodes", "scale", "params", "path"], "member": n}
+                              for n in listed]
+        members[0] = ("meta.json", json.dumps(meta).encode(), {})
+        bad = archive.parent / "bad.ngm"
+        bad.write_bytes(raw_tar(members + extra))
+        tracemalloc.start()
+        try:
+            with pytest.raises(ArchiveError) as err:
+                GraphModel.restore_from(bad)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 16 << 20, f"{peak} B traced restoring a {bad.stat().st_size} B archive"
+        return str(err.value)
+
+    def test_sparse_member(self, archive, workspace):
+        """A GNU sparse artifact claiming 1000 MB in a 5 KB file is refused from its header
+        (it was expanded to 1000 MB of zeros in memory and on disk before)."""
+        message = self._restore(archive, [], sparse=1000 << 20)
+        assert "refusing member 'artifacts/0/factor.txt': it is a sparse file (claiming " \
+            "1048576000 B)" in message
+        assert _files_outside(workspace) == []
+
+    def test_large_sparse_members(self, archive):
+        """Three sparse members of 7.9 GB each (under the per-member limit) are refused."""
+        names = ("artifacts/1/a", "artifacts/2/b", "artifacts/3/c")
+        extra = [(n, b"x", {"sparse": int(7.9 * (1 << 30))}) for n in names]
+        assert "refusing member 'artifacts/1/a': it is a sparse file" in \
+            self._restore(archive, extra, listed=names)
+
+    def test_size_beyond_the_file(self, archive):
+        """A header claiming 100 MB with 3 bytes stored is an incomplete archive."""
+        members = [(n, d, {"size": 100 << 20} if n.startswith("artifacts/") else {})
+                   for n, d in _members(archive).items()]
+        bad = archive.parent / "bad.ngm"
+        bad.write_bytes(raw_tar(members))
+        _refused(bad, "is not a complete neuralgraph archive")
+
+    def test_unlisted_member(self, archive):
+        """An artifact that meta.json does not list is refused before it is read."""
+        message = self._restore(archive, [("artifacts/7/extra.bin", b"\0" * 8192, {})])
+        assert "refusing member 'artifacts/7/extra.bin': meta.json does not list it" in message
+
+    def test_file_and_folder(self, archive, workspace):
+        """`artifacts/0` a file while `artifacts/0/factor.txt` needs it as a folder: refused
+        (a NotADirectoryError traceback before)."""
+        message = self._restore(archive, [("artifacts/0", b"x", {})], listed=("artifacts/0",))
+        assert "the member 'artifacts/0' is a file, so it cannot also be a folder" in message
+        assert _files_outside(workspace) == []
+
+    def test_same_name_twice(self, archive):
+        """A member given twice (tar keeps the last) is refused."""
+        message = self._restore(archive, [("weights.safetensors", b"x", {})])
+        assert "refusing member 'weights.safetensors': it appears twice" in message
 
 
 class TestGraph:

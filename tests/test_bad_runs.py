@@ -9,14 +9,21 @@ never a traceback. docs/faults.md ("Bad archives and run folders") lists the cas
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import tarfile
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import neuralgraph as ng
 from neuralgraph.cli import main
 from neuralgraph.registry import reset_registry
 from tests.conftest import TOY
+from tests.test_archive_safety import raw_tar
 
 GRAPH = """\
 name: toy
@@ -181,4 +188,90 @@ def test_version_is_one_folder_name(work, tmp_path, capsys, version, why):
     code, err = _cli(capsys, "train", "graph.yaml", "--exp-dir", "E", "--version", version)
     assert code == 2, err
     assert f"error: --version must be a single folder name under E/toy; {why}" in err
+    assert _files(tmp_path) == before
+
+
+# --- 2. archives: no member larger than the file, only what meta.json lists ---------------------
+
+
+@pytest.fixture()
+def archive(work: Path) -> Path:
+    """A valid archive of a toy graph with one artifact (artifacts/0/factor.txt)."""
+    (work / "factor.txt").write_text("2.5")
+    graph = ng.Graph.from_string(f"""
+name: toy
+data: {{module: ToyRegression, params: {{dim: 4, out: 1}}}}
+nodes:
+  scale: {{module: Scale, params: {{path: {work / 'factor.txt'}}}, inputs: {{x: data.x}}}}
+  head: {{module: Linear, params: {{in_features: 4, out_features: 1}}, inputs: {{x: scale.y}}}}
+  mse: {{module: MSE, inputs: {{pred: head.y, target: data.y}}}}
+loss: mse.loss
+""")
+    return ng.GraphModel(graph).save_to(work / "model.ngm")
+
+
+def _members(path: Path) -> list[tuple[str, bytes, dict]]:
+    with tarfile.open(path) as tar:
+        return [(m.name, tar.extractfile(m).read(), {}) for m in tar]  # type: ignore[union-attr]
+
+
+def _listing(members: list[tuple[str, bytes, dict]], *names: str) -> list[tuple[str, bytes, dict]]:
+    """``members`` with meta.json listing ``names`` as artifacts of the Scale node too."""
+    out = []
+    for name, data, options in members:
+        if name == "meta.json":
+            meta = json.loads(data)
+            meta["artifacts"] += [{"key": ["nodes", "scale", "params", "path"], "member": n}
+                                  for n in names]
+            data = json.dumps(meta).encode()
+        out.append((name, data, options))
+    return out
+
+
+GB = 1 << 30
+ARCHIVES: list[tuple[str, Callable[[list], list], str]] = [
+    ("sparse_1000_mb",  # a 2 KB file whose artifact claims 1000 MB of holes
+     lambda m: [(n, d, {"sparse": 1000 << 20} if n.startswith("artifacts/") else o)
+                for n, d, o in m],
+     r"refusing member 'artifacts/0/factor\.txt': it is a sparse file \(claiming 1048576000 "
+     r"B\); an archive holds only regular files"),
+    ("three_sparse_7.9_gb",  # each under the 8 GB member limit
+     lambda m: _listing(m, "artifacts/1/a", "artifacts/2/b", "artifacts/3/c")
+     + [(f"artifacts/{i}/{c}", b"x", {"sparse": int(7.9 * GB)}) for i, c in
+        ((1, "a"), (2, "b"), (3, "c"))],
+     r"refusing member 'artifacts/1/a': it is a sparse file"),
+    ("size_beyond_the_file",  # a header that claims 100 MB, with 3 bytes stored
+     lambda m: [(n, d, {"size": 100 << 20} if n.startswith("artifacts/") else o)
+                for n, d, o in m],
+     r"bad\.ngm is not a complete neuralgraph archive \(\.ngm\)"),
+    ("unlisted_member",
+     lambda m: [*m, ("artifacts/7/extra.bin", b"\0" * 4096, {})],
+     r"refusing member 'artifacts/7/extra\.bin': meta\.json does not list it as an artifact"),
+    ("file_and_folder",  # artifacts/0 a file and the folder of artifacts/0/factor.txt
+     lambda m: [*_listing(m, "artifacts/0"), ("artifacts/0", b"x", {})],
+     r"refusing member 'artifacts/0/factor\.txt': the member 'artifacts/0' is a file, so it "
+     r"cannot also be a folder"),
+    ("same_name_twice",
+     lambda m: [*m, ("weights.safetensors", b"not weights", {})],
+     r"refusing member 'weights\.safetensors': it appears twice"),
+]
+
+
+@pytest.mark.parametrize("change,message", [pytest.param(c, m, id=i) for i, c, m in ARCHIVES])
+def test_crafted_archive_exits_2(archive, work, tmp_path, capsys, change, message):
+    """`neuralgraph evaluate --model BAD.ngm`: exit 2 with the member named, nothing written
+    outside, and no more memory than the file's size (a sparse member was expanded before)."""
+    bad = work / "bad.ngm"
+    bad.write_bytes(raw_tar(change(_members(archive))))
+    assert bad.stat().st_size < 64 << 10
+    before = _files(tmp_path)
+    tracemalloc.start()
+    try:
+        code, err = _cli(capsys, "evaluate", "--model", str(bad), "--data", "m.json")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 2, err
+    assert re.search(message, err), err
+    assert peak < 32 << 20, f"{peak} B traced"
     assert _files(tmp_path) == before
