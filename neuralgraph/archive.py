@@ -80,6 +80,7 @@ def save_archive(model: GraphModel, path: Path) -> Path:
     from safetensors.torch import save
 
     import neuralgraph
+    from neuralgraph.model import NonFiniteWeightsError, nonfinite_summary
 
     config = json.loads(json.dumps(model.graph.config))  # a deep, plain copy
     artifacts = []
@@ -91,6 +92,9 @@ def save_archive(model: GraphModel, path: Path) -> Path:
         artifacts.append({"key": key_path, "member": member, "source": source})
         _set(config, key_path, member)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    if bad := nonfinite_summary(state.items()):
+        raise NonFiniteWeightsError(f"refusing to save {path}: {bad}; an archive never holds "
+                                    "non-finite weights")
     meta = {
         "format_version": FORMAT_VERSION,
         "neuralgraph_version": neuralgraph.__version__,

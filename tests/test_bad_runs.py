@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 import neuralgraph as ng
 from neuralgraph.cli import main
@@ -275,3 +276,60 @@ def test_crafted_archive_exits_2(archive, work, tmp_path, capsys, change, messag
     assert re.search(message, err), err
     assert peak < 32 << 20, f"{peak} B traced"
     assert _files(tmp_path) == before
+
+
+# --- 3. non-finite weights: training stops, nothing is saved with them -------------------------
+
+# SGD with a learning rate near float32's largest value: its first step overflows some weights to
+# inf while every loss before was finite ('check' accepts the rate: it is a finite number).
+HUGE_SGD = "optim={name: sgd, lr: 3.0e+38}"
+WEIGHTS = [  # (overrides, where training was, the tensor named)
+    pytest.param([HUGE_SGD], "at global step 1 (epoch 0, batch 1)", "nodes.head.linear.weight",
+                 id="huge_step"),
+    pytest.param([HUGE_SGD, "+nonfinite_loss=stop"], "at global step 1 (epoch 0, batch 1)",
+                 "nodes.head.linear.weight", id="huge_step_stop"),
+    pytest.param([HUGE_SGD, "+trainer.max_steps=1"], "at the end of epoch 0 (global step 1)",
+                 "nodes.head.linear.weight", id="huge_last_step"),
+    pytest.param(["nodes.poison.params.at=3", "data.train.batch_size=1",
+                  "data.train.n_samples=256"],
+                 "after global step 100 (epoch 0, checked every 100 batches)",
+                 "nodes.poison.stat (1 of 1)", id="buffer_inf_periodic"),
+    pytest.param(["nodes.poison.params.at=3", "+checkpoint.every_n_train_steps=2"],
+                 "when a checkpoint was to be written at global step 4 (it was not written)",
+                 "nodes.poison.stat (1 of 1)", id="buffer_inf_checkpoint"),
+]
+
+
+@pytest.mark.parametrize("overrides,when,tensor", WEIGHTS)
+def test_nonfinite_weights_stop_training(work, capsys, overrides, when, tensor):
+    """Weights that become NaN or inf stop `neuralgraph train` with exit 1 and one message
+    naming how many values and which tensors; no archive is written and every checkpoint on
+    disk holds finite weights."""
+    code, err = _cli(capsys, "train", "graph.yaml", *overrides, "--exp-dir", "E", "--version",
+                     "v")
+    assert code == 1, err[-3000:]
+    line = next(x for x in err.splitlines() if x.startswith("error:"))
+    assert line.startswith(f"error: the weights are not finite {when}: "), line
+    assert "values are NaN or infinite, in" in line and "training stopped" in line
+    assert tensor in line.split(" tensors: ")[1]
+    run = work / "E" / "toy" / "v"
+    assert not list(run.glob("*.ngm"))
+    for ckpt in run.glob("checkpoints/*.ckpt"):
+        state = torch.load(ckpt, weights_only=True)["state_dict"]
+        assert all(torch.isfinite(t).all() for t in state.values()), ckpt
+    if "checkpoint" in " ".join(overrides):
+        assert (run / "checkpoints" / "last.ckpt").is_file()  # the one of step 2
+
+
+def test_archive_never_holds_nonfinite_weights(work, tmp_path):
+    """`GraphModel.save_to` refuses NaN or inf weights, naming how many and where."""
+    model = ng.GraphModel(ng.Graph.from_yaml(work / "graph.yaml"))
+    with torch.no_grad():
+        model.nodes["head"].linear.weight[0, :3] = float("nan")
+        model.nodes["poison"].stat.fill_(float("-inf"))
+    with pytest.raises(FloatingPointError, match=(
+            r"refusing to save .*m\.ngm: 4 of 50 values are NaN or infinite, in 2 of 5 "
+            r"tensors: nodes\.poison\.stat \(1 of 1\), nodes\.head\.linear\.weight \(3 of 8\); "
+            r"an archive never holds non-finite weights")):
+        model.save_to(tmp_path / "m.ngm")
+    assert not list(tmp_path.glob("*m.ngm*"))
