@@ -10,6 +10,8 @@ inputs.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,8 @@ def export(archive: str | Path, fmt: str, output: str | Path | None = None) -> P
     """Export ``archive`` (a ``.ngm`` file or a pretrained model's name) to ``fmt`` ("onnx" or
     "torchscript"); returns the written file (by default next to the archive, or for a
     pretrained model ``NAME.onnx`` in the current folder)."""
+    if fmt == "onnx":
+        _require_onnx()
     path = resolve_model(archive)
     model = GraphModel.restore_from(path)
     inputs = export_boundary(model)
@@ -103,13 +107,48 @@ def export(archive: str | Path, fmt: str, output: str | Path | None = None) -> P
     default = path.with_suffix(suffix) if path == Path(archive).expanduser() \
         else Path(f"{archive}{suffix}")
     out = Path(output) if output else default
-    if fmt == "torchscript":
-        with torch.no_grad():
-            traced = torch.jit.trace(wrapper, args, check_trace=False)
-        traced.save(str(out))
-    else:
-        export_onnx(wrapper, args, out)
+    where = f"--output {out}" if output else \
+        f"the export {out} (the default path; choose another with --output)"
+    _writable_output(out, where)
+    try:
+        if fmt == "torchscript":
+            with torch.no_grad():
+                traced = torch.jit.trace(wrapper, args, check_trace=False)
+            traced.save(str(out))
+        else:
+            export_onnx(wrapper, args, out)
+    except OSError as exc:
+        raise UserError(f"{where}: cannot be written: {exc.strerror or exc}") from None
     return out
+
+
+def _require_onnx() -> None:
+    """A UserError naming the extra to install when ``onnx``, which torch's ONNX exporter
+    writes with, is not installed."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise UserError("--format onnx needs the 'onnx' package, which is not installed: "
+                        "pip install 'neuralgraph[export]' (or use --format torchscript)") from None
+
+
+def _writable_output(out: Path, where: str) -> None:
+    """A UserError when ``out`` cannot be written: it is a folder, its folder is missing or is
+    a file, or nothing can be written there (read-only)."""
+    parent = out.parent
+    if out.is_dir():
+        raise UserError(f"{where}: it is a folder, not a file name")
+    if not parent.is_dir():
+        state = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise UserError(f"{where}: its folder {parent} {state}")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise UserError(f"{where}: nothing can be written in {parent}: "
+                        f"{exc.strerror or exc}") from None
+    if out.exists() and not os.access(out, os.W_OK):
+        raise UserError(f"{where}: the file exists and is read-only")
 
 
 def export_onnx(wrapper: ExportWrapper, args: tuple[torch.Tensor, ...], out: Path) -> Any:

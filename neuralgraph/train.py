@@ -15,6 +15,7 @@ import os
 import random
 import re
 import sys
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,19 +102,64 @@ def train(graph_path: str | Path, overrides: Sequence[str] = (), *, resume: bool
                         f"{Path(exp_dir) / graph.name}")
     if resume:
         _check_resumable(ckpt)
+    if not _is_child_process():  # rank 0 writes the run's files
+        _writable_run_folder(directory, exp_dir)
     return fit(graph, directory, ckpt if resume else None)
 
 
+def _writable_run_folder(directory: Path, exp_dir: str | Path) -> None:
+    """Create the run folder and its ``checkpoints/``, and make sure files can be written in
+    both, so that a file in the way or a read-only folder is reported before training."""
+    for folder in (directory, directory / "checkpoints"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise UserError(f"--exp-dir {exp_dir}: the run's files cannot be written into "
+                            f"{folder}: {_why_unwritable(folder, exc)}") from None
+
+
+def _why_unwritable(folder: Path, exc: OSError) -> str:
+    """What stands in the way of writing into ``folder``: a file where a folder must be, or the
+    system's reason (permission denied, read-only file system...)."""
+    for part in (folder, *folder.parents):
+        if part.exists() and not part.is_dir():
+            return f"{part} is a file, not a folder"
+    return f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+
+
 def _check_resumable(ckpt: Path) -> None:
-    """Refuse a damaged ``last.ckpt``; remove temporary files of saves a kill interrupted."""
+    """Refuse a ``last.ckpt`` that is damaged, not a Lightning checkpoint, or that only loads by
+    unpickling code (it is read as Lightning will read it: ``torch.load(weights_only=True)``);
+    remove temporary files of saves a kill interrupted."""
+    import pickle
     import zipfile
+
+    import torch
 
     for stale in ckpt.parent.glob(".*.tmp"):  # AtomicCheckpointIO's, never renamed into place
         stale.unlink(missing_ok=True)
+    others = sorted(p.name for p in ckpt.parent.glob("*.ckpt") if p != ckpt)
+    also = f"other checkpoints there: {', '.join(others) or 'none'}"
     if not zipfile.is_zipfile(ckpt):
-        others = sorted(p.name for p in ckpt.parent.glob("*.ckpt") if p != ckpt)
         raise UserError(f"--resume: {ckpt} is not a complete checkpoint (damaged or truncated); "
-                        f"other checkpoints there: {', '.join(others) or 'none'}")
+                        f"{also}")
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as exc:  # torch's reason is one line of a long message
+        reason = re.search(r"WeightsUnpickler error: (.*?)(?:\. |\.?$)", str(exc), re.MULTILINE)
+        raise UserError(f"--resume: {ckpt} holds more than tensors and plain data, and loading "
+                        f"it would run code from the file (refused: "
+                        f"{reason.group(1) if reason else type(exc).__name__}); {also}") from None
+    except (RuntimeError, ValueError, KeyError, EOFError, OSError, zipfile.BadZipFile) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = re.sub(r"^\[enforce fail at [^\]]*\][ .]*", "", first)  # torch's C++ location
+        raise UserError(f"--resume: {ckpt} is not a complete checkpoint (damaged, or a zip "
+                        f"file that is not a checkpoint: {first}); {also}") from None
+    if not isinstance(state, dict) or not {"state_dict", "global_step"} <= state.keys():
+        raise UserError(f"--resume: {ckpt} is not a Lightning checkpoint (it has no "
+                        f"state_dict and global_step); {also}")
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
 
 
@@ -231,7 +277,7 @@ def fit(graph: Graph, directory: Path, ckpt: Path | None) -> Path:
     val_loader = resumable(model.dataloader("validation"), seed) \
         if "validation" in model.plan.data.splits else None  # type: ignore[union-attr]
     trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader,
-                ckpt_path=str(ckpt) if ckpt else None)
+                ckpt_path=str(ckpt) if ckpt else None, weights_only=True)  # never unpickle code
     directory = next(c for c in trainer.callbacks if isinstance(c, RunFolder)).directory
     archive = directory / f"{graph.name}.ngm"  # the same path on every rank
     try:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tarfile
 import tracemalloc
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -333,3 +335,137 @@ def test_archive_never_holds_nonfinite_weights(work, tmp_path):
             r"an archive never holds non-finite weights")):
         model.save_to(tmp_path / "m.ngm")
     assert not list(tmp_path.glob("*m.ngm*"))
+
+
+# --- 4. run folders, checkpoints and exports that cannot be used -------------------------------
+
+ROOT_WRITES = os.geteuid() == 0  # root writes into read-only folders: those cases cannot fail
+read_only = pytest.mark.skipif(ROOT_WRITES, reason="root ignores file permissions")
+
+
+def _file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("in the way\n")
+
+
+def _read_only(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o555)
+
+
+RUN_FOLDERS = [  # (what is done to the work folder, the message)
+    pytest.param(lambda w: _file(w / "E"), "E: the run's files cannot be written into "
+                 "E/toy/v: E is a file, not a folder", id="exp_dir_is_a_file"),
+    pytest.param(lambda w: _file(w / "E" / "toy" / "v"), "E: the run's files cannot be written "
+                 "into E/toy/v: E/toy/v is a file, not a folder", id="run_folder_is_a_file"),
+    pytest.param(lambda w: _file(w / "E" / "toy" / "v" / "checkpoints"),
+                 "E: the run's files cannot be written into E/toy/v/checkpoints: "
+                 "E/toy/v/checkpoints is a file, not a folder", id="checkpoints_is_a_file"),
+    pytest.param(lambda w: _read_only(w / "E"), "E: the run's files cannot be written into "
+                 "E/toy/v: Permission denied", id="exp_dir_read_only", marks=read_only),
+    pytest.param(lambda w: _read_only(w / "E" / "toy" / "v" / "checkpoints"),
+                 "E: the run's files cannot be written into E/toy/v/checkpoints: Permission "
+                 "denied", id="checkpoints_read_only", marks=read_only),
+]
+
+
+@pytest.mark.parametrize("spoil,message", RUN_FOLDERS)
+def test_run_folder_cannot_be_written(work, capsys, spoil, message):
+    """A file where a folder must be, or a read-only folder: exit 2 before training."""
+    spoil(work)
+    code, err = _cli(capsys, "train", "graph.yaml", "--exp-dir", "E", "--version", "v")
+    assert code == 2, err
+    assert f"error: --exp-dir {message}" in err
+
+
+class Canary:
+    """Unpickling this runs ``open(path, 'w')``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[str, str]]:
+        return (open, (str(self.path), "w"))
+
+
+def _zip_not_checkpoint(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("notes.txt", "not a checkpoint")
+
+
+def _pickled_code(path: Path) -> None:
+    torch.save({"state_dict": {}, "global_step": 3, "x": Canary(path.parent / "canary")}, path)
+
+
+def _not_lightning(path: Path) -> None:
+    torch.save({"weights": torch.zeros(2)}, path)
+
+
+@pytest.mark.parametrize("write,message", [
+    pytest.param(_zip_not_checkpoint, r"is not a complete checkpoint \(damaged, or a zip file "
+                 r"that is not a checkpoint: .*\); other checkpoints there: none", id="zip"),
+    pytest.param(_pickled_code, r"holds more than tensors and plain data, and loading it would "
+                 r"run code from the file \(refused: .*\)", id="pickled_code"),
+    pytest.param(_not_lightning, r"is not a Lightning checkpoint \(it has no state_dict and "
+                 r"global_step\)", id="not_lightning"),
+])
+def test_resume_refuses_what_is_not_a_checkpoint(work, capsys, write, message):
+    """`train --resume` reads last.ckpt as Lightning would, weights only: anything else is
+    exit 2 naming the file, and no code from it runs."""
+    ckpt = work / "E" / "toy" / "version_0" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    write(ckpt)
+    code, err = _cli(capsys, "train", "graph.yaml", "--exp-dir", "E", "--resume")
+    assert code == 2, err
+    assert re.search(r"error: --resume: E/toy/version_0/checkpoints/last\.ckpt "
+                                   + message, err), err
+    assert not (ckpt.parent / "canary").exists()
+
+
+@pytest.fixture()
+def exportable(work: Path) -> Path:
+    """An archive whose data source declares inference ports (it can be exported)."""
+    graph = ng.Graph.from_string(GRAPH.replace("DATA", "ExportableToy"))
+    return ng.GraphModel(graph).save_to(work / "model.ngm")
+
+
+@pytest.mark.parametrize("output,fmt,message", [
+    pytest.param("missing/m.onnx", "onnx", "--output missing/m.onnx: its folder missing does "
+                 "not exist", id="no_folder"),
+    pytest.param("model.ngm/m.ts", "torchscript", "--output model.ngm/m.ts: its folder "
+                 "model.ngm is a file, not a folder", id="folder_is_a_file"),
+    pytest.param(".", "torchscript", "--output .: it is a folder, not a file name",
+                 id="a_folder"),
+    pytest.param("ro/m.onnx", "onnx", "--output ro/m.onnx: nothing can be written in ro: "
+                 "Permission denied", id="read_only", marks=read_only),
+])
+def test_export_cannot_write(exportable, work, capsys, output, fmt, message):
+    """An export to a path that cannot be written: exit 2 naming --output."""
+    _read_only(work / "ro")
+    code, err = _cli(capsys, "export", "--model", "model.ngm", "--format", fmt,
+                     "--output", output)
+    assert code == 2, err
+    assert f"error: {message}" in err
+
+
+def test_export_without_onnx(exportable, work, capsys, monkeypatch):
+    """ONNX export without the onnx package says which extra installs it; torchscript still
+    works."""
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` fails
+    code, err = _cli(capsys, "export", "--model", "model.ngm", "--format", "onnx")
+    assert code == 2, err
+    assert ("error: --format onnx needs the 'onnx' package, which is not installed: pip "
+            "install 'neuralgraph[export]'") in err
+    assert not (work / "model.onnx").exists()
+    assert main(["export", "--model", "model.ngm", "--format", "torchscript"]) == 0
+    assert (work / "model.ts").is_file()
+
+
+def test_export_writes(exportable, work, capsys):
+    """Control: the same archive exports to ONNX where the path is writable."""
+    pytest.importorskip("onnx")
+    code, err = _cli(capsys, "export", "--model", "model.ngm", "--format", "onnx",
+                     "--output", "out.onnx")
+    assert code == 0, err
+    assert (work / "out.onnx").stat().st_size > 0
+
