@@ -309,7 +309,7 @@ class TestParameterErrorsInTheCLI:
         override = "nodes.encoder.params.jasper.1.dropout=1.5"
         assert main(["check", str(path), override]) == 2
         err = capsys.readouterr().err
-        assert f"override #1 '{override}'" in err
+        assert f"override #1 on the command line ({override})" in err
         assert "'jasper[1].dropout' must be in [0, 1) (got 1.5)" in err
 
 
@@ -416,7 +416,8 @@ class TestOverrides:
             ng.Graph.from_yaml(path, ["trainer.max_epochs=5"])
         assert "to add it write +trainer.max_epochs" in str(info.value)
         found = problems(path, ["nodes.head.module=Linaer"])
-        assert "override #1 'nodes.head.module=Linaer'" in str(found[0].location)
+        assert "override #1 on the command line (nodes.head.module=Linaer)" in str(
+            found[0].location)
 
     def test_override_parse_error(self, tmp_path: Path) -> None:
         """An override that is not Hydra grammar is a user error."""

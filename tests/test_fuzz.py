@@ -203,7 +203,7 @@ class TestRegressions:
         """'~' (an empty key) was an OmegaConf ConfigKeyError; now a problem at the override."""
         with pytest.raises(GraphError, match="is not a key path") as err:
             Graph.from_yaml(TOY, [override])
-        assert f"override #1 '{override}'" in str(err.value)
+        assert f"override #1 on the command line ({override})" in str(err.value)
 
     @pytest.mark.parametrize("value", ["${", "${ data.x", "${a", "x ${cpu"])
     def test_malformed_interpolation(self, value):
