@@ -11,11 +11,22 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import types
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from neuralgraph.config import LineIndex
-from neuralgraph.errors import Problem
+from neuralgraph.errors import Location, Problem
+from neuralgraph.validators import (
+    ParameterError,
+    Validator,
+    boolean,
+    in_,
+    instance_of,
+    number,
+    optional,
+)
 
 __all__: list[str] = []  # private to the checker's modules
 
@@ -28,9 +39,28 @@ class _Problems:
         self.items: list[Problem] = []
 
     def error(self, message: str, *path: str | int, node: str | None = None,
-              port: str | None = None, **fields: str | None) -> None:
-        self.items.append(Problem(message, self.index.locate(*path), node, port, "error",
+              port: str | None = None, related: Iterable[tuple[str | int, ...]] = (),
+              **fields: str | None) -> None:
+        """An error at ``path``'s line. Where an override changed a value under ``path`` (or
+        at or under a ``related`` path: the params whose sizes an edge compares), the message
+        names it: the value that caused the problem may come from the command line."""
+        location = self.index.locate(*path)
+        note = self._override_note(path, location, related)
+        self.items.append(Problem(message + note, location, node, port, "error",
                                   key=_key(path), **fields))
+
+    def _override_note(self, path: tuple[str | int, ...], location: Location,
+                       related: Iterable[tuple[str | int, ...]]) -> str:
+        found: list[Location] = []
+        if len(path) >= 2:  # not "nodes" as a whole: any override would be "under" it
+            found += self.index.overrides_under(*path)
+        for other in related:
+            found += self.index.overrides_under(*other, itself=True)
+        shown = [str(where) for where in dict.fromkeys(found) if where != location]
+        if not shown:
+            return ""
+        return (f"; {', '.join(shown[:3])}{' and others' if len(shown) > 3 else ''} "
+                f"changed {'a value' if len(shown) == 1 else 'values'} here")
 
     def warn(self, message: str, *path: str | int, node: str | None = None,
              port: str | None = None) -> None:
@@ -111,3 +141,88 @@ def _check_params(params: Mapping[str, Any], obj: Callable[..., Any], problems: 
             problems.error(f"{what} needs the parameter '{name}'", *ppath, node=node)
             ok = False
     return ok
+
+
+# --- values against annotations --------------------------------------------------------------
+
+_SIMPLE: dict[Any, Validator] = {int: instance_of(int), float: number, bool: boolean,
+                                 str: instance_of(str)}
+_UNION_TYPES: dict[Any, tuple[type, ...]] = {int: (int,), float: (int, float), bool: (bool,),
+                                             str: (str,)}
+
+
+def _annotation_validator(annotation: Any) -> Validator | None:
+    """What a simple annotation asks of a YAML value: ``int``, ``float`` (an int too), ``bool``,
+    ``str``, a ``Literal``, a union of these, ``X | None``. None for anything else (a list, a
+    class, ``Any``): such values are the constructor's to check."""
+    if annotation in _SIMPLE:
+        return _SIMPLE[annotation]
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return in_(typing.get_args(annotation))
+    if origin not in (typing.Union, types.UnionType):
+        return None
+    args = typing.get_args(annotation)
+    rest = [a for a in args if a is not type(None)]
+    if not rest or any(a not in _UNION_TYPES for a in rest):
+        return None
+    if len(rest) == 1:
+        inner = _SIMPLE[rest[0]]
+    else:
+        inner = instance_of(*dict.fromkeys(t for a in rest for t in _UNION_TYPES[a]))
+    return optional(inner) if len(rest) < len(args) else inner
+
+
+@functools.cache
+def _annotated(obj: Callable[..., Any]) -> dict[str, tuple[Validator, bool]]:
+    """``obj``'s parameters that have a simple annotation: name -> (validator, whether the
+    default is None). String annotations (``from __future__ import annotations``) are evaluated
+    in the function's module, one at a time, and skipped when they cannot be."""
+    target = obj.__init__ if inspect.isclass(obj) else obj  # type: ignore[misc]
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return {}
+    namespace = getattr(inspect.unwrap(target), "__globals__", {})
+    found: dict[str, tuple[Validator, bool]] = {}
+    for name, param in params.items():
+        annotation = param.annotation
+        if annotation is param.empty:
+            continue
+        if isinstance(annotation, str):
+            try:  # the plugin's own source code, never the graph file
+                annotation = eval(annotation, dict(namespace))
+            except Exception:
+                continue
+        validator = _annotation_validator(annotation)
+        if validator is not None:
+            found[name] = (validator, param.default is None)
+    return found
+
+
+def _value_problems(values: Mapping[str, Any], obj: Callable[..., Any],
+                   known: Mapping[str, Validator] | None = None,
+                   known_suffixes: Mapping[str, Validator] | None = None
+                   ) -> list[ParameterError]:
+    """The values that break what ``obj``'s annotations (or ``known``: a validator for a
+    well-known name; ``known_suffixes``: for names ending so) require, in ``values``' order."""
+    annotated = _annotated(obj)
+    found = []
+    for name, value in values.items():
+        validator = (known or {}).get(name)
+        if validator is None:
+            validator = next((v for suffix, v in (known_suffixes or {}).items()
+                              if name.endswith(suffix)), None)
+        if validator is not None:
+            if name in annotated and (annotated[name][1] or annotated[name][0].accepts(None)):
+                validator = optional(validator)
+        elif name in annotated:
+            validator, none_default = annotated[name]
+            if none_default:
+                validator = optional(validator)
+        else:
+            continue
+        error = validator.problem(name, value)
+        if error is not None:
+            found.append(error)
+    return found

@@ -20,13 +20,26 @@ from typing import Any
 import attrs
 import networkx as nx
 
-from neuralgraph._problems import _check_params, _mapping, _Problems, _suggest
+from neuralgraph._problems import (
+    _check_params,
+    _mapping,
+    _Problems,
+    _suggest,
+    _value_problems,
+)
 from neuralgraph.config import LineIndex
 from neuralgraph.errors import Problem, UserError
 from neuralgraph.registry import NODE_KINDS, Registry
 from neuralgraph.trainer_checks import _check_optim, _check_run_options, _check_trainer
 from neuralgraph.types import AxisType, LossType, NeuralType, NeuralTypeComparisonResult, accepts
-from neuralgraph.validators import ParameterError
+from neuralgraph.validators import (
+    ParameterError,
+    and_,
+    ge,
+    non_negative_int,
+    number,
+    positive_int,
+)
 
 __all__ = ["DataPlan", "NodePlan", "Plan", "check", "folder_name_problem"]
 
@@ -37,6 +50,11 @@ TOP_KEYS = ("name", "trainer", "data", "nodes", "loss", "metrics", "optim", "see
 NODE_KEYS = ("module", "params", "inputs", "train_only")
 METRIC_KEYS = ("module", "params", "inputs")
 DATA_KEYS = ("module", "params", "train", "validation", "test")
+# What a split's well-known loader keys must be, whatever the data source annotates; the other
+# keys are checked against the annotations of its dataloader method (int, float, bool, str).
+SPLIT_KEYS = {"batch_size": positive_int, "num_workers": non_negative_int,
+              "prefetch_factor": positive_int}
+SPLIT_KEY_SUFFIXES = {"duration": and_(number, ge(0))}  # seconds: min_duration, max_duration
 
 
 @attrs.frozen
@@ -211,11 +229,25 @@ def _instantiate(cls: type, params: Mapping[str, Any], problems: _Problems, what
     except ParameterError as exc:
         _parameter_problem(exc, problems, (*path, "params"), node)
     except (ValueError, TypeError, KeyError, AssertionError, UserError) as exc:
-        problems.error(f"bad parameter for {what}: {exc}", *path, "params", node=node)
+        if not _annotation_problems(cls, params, problems, (*path, "params"), node):
+            problems.error(f"bad parameter for {what}: {exc}", *path, "params", node=node)
     except Exception as exc:  # a constructor that cannot run on meta: report, don't crash
-        problems.error(f"{what} could not be built with these parameters: "
-                       f"{type(exc).__name__}: {exc}", *path, "params", node=node)
+        if not _annotation_problems(cls, params, problems, (*path, "params"), node):
+            problems.error(f"{what} could not be built with these parameters: "
+                           f"{type(exc).__name__}: {exc}", *path, "params", node=node)
     return None
+
+
+def _annotation_problems(cls: type, params: Mapping[str, Any], problems: _Problems,
+                         path: tuple[str | int, ...], node: str | None = None) -> bool:
+    """After a constructor failed without naming the parameter: report each value that is not
+    of its annotated type (``in_features: int`` given 'abc') at its own key, where the bare
+    exception ("'<=' not supported between 'str' and 'int'") would only say 'params'.
+    Whether any was found."""
+    found = _value_problems(params, cls)
+    for exc in found:
+        _parameter_problem(exc, problems, path, node)
+    return bool(found)
 
 
 def _parameter_problem(exc: ParameterError, problems: _Problems, params: tuple[str | int, ...],
@@ -308,6 +340,9 @@ def _check_data(data_cfg: Any, registry: Registry, problems: _Problems) -> DataP
         split_cfg = _mapping(spec[split], problems, f"data.{split}", "data", split)
         _check_params(split_cfg, entry.obj.dataloader, problems, f"{what} ({split} split)",
                       ("data", split), skip=("split",), params_key=None)
+        for exc in _value_problems(split_cfg, entry.obj.dataloader, SPLIT_KEYS,
+                                   SPLIT_KEY_SUFFIXES):
+            _parameter_problem(exc, problems, ("data", split))
         splits[split] = split_cfg
     try:
         instance = entry.obj(**params)
@@ -316,7 +351,8 @@ def _check_data(data_cfg: Any, registry: Registry, problems: _Problems) -> DataP
         _parameter_problem(exc, problems, ("data", "params"))
         return None
     except (ValueError, TypeError, KeyError, UserError) as exc:
-        problems.error(f"bad parameter for {what}: {exc}", "data", "params")
+        if not _annotation_problems(entry.obj, params, problems, ("data", "params")):
+            problems.error(f"bad parameter for {what}: {exc}", "data", "params")
         return None
     return DataPlan(entry.obj, params, output_types, splits)
 
@@ -435,9 +471,13 @@ def _compare_edge(declared: NeuralType, incoming: NeuralType, ref: str, node: st
     if result in (R.SAME, R.GREATER):
         return
     reason = _explain(result, declared, incoming)
+    source = ref.partition(".")[0]  # sizes come from the two ends' parameters
+    params = [("data", "params") if source == DATA else ("nodes", source, "params"),
+              (*path[:2], "params")]
     problems.error(
         f"{ref} {incoming} does not fit {node}.{port} {declared}: {reason}",
-        *path, node=node, port=port, source=ref, expected=str(declared), found=str(incoming))
+        *path, node=node, port=port, source=ref, expected=str(declared), found=str(incoming),
+        related=params)
 
 
 def _explain(result: NeuralTypeComparisonResult, declared: NeuralType,
