@@ -19,7 +19,22 @@ from typing import Any
 from neuralgraph._problems import _check_params, _mapping, _Problems, _suggest
 from neuralgraph.errors import UserError
 from neuralgraph.registry import Registry
-from neuralgraph.validators import and_, between, ge, instance_of, positive_int
+from neuralgraph.validators import (
+    Validator,
+    and_,
+    between,
+    boolean,
+    finite,
+    ge,
+    gt,
+    in_,
+    instance_of,
+    non_negative_int,
+    number,
+    optional,
+    positive_int,
+    satisfies,
+)
 
 __all__ = ["PRECISIONS", "PRECISION_ALIASES", "normalize_precision", "resolve_accelerator",
            "unsupported_precision", "trainer_parameters"]
@@ -63,6 +78,93 @@ def _check_run_options(config: Mapping[str, Any], problems: _Problems) -> None:
 
 # --- optimizer and trainer ---------------------------------------------------------------
 
+_LR = and_(number, finite, gt(0))
+
+
+def _devices(value: Any) -> bool:
+    """Lightning's ``devices``: a positive count, -1 (all), "auto", a count or indices as text
+    ("2", "0,1", "-1"), or a non-empty list of device indices."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value > 0 or value == -1
+    if isinstance(value, str):
+        text = value.strip()
+        if text in ("auto", "-1"):
+            return True
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        return bool(parts) and all(p.isdigit() for p in parts) and (
+            "," in text or int(parts[0]) > 0)
+    if isinstance(value, list):
+        return bool(value) and all(non_negative_int.accepts(i) for i in value)
+    return False
+
+
+def _batches(value: Any) -> bool:
+    """A number of batches (an int >= 0) or a fraction of them (a float in [0, 1])."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 0
+    return isinstance(value, float) and 0.0 <= value <= 1.0
+
+
+def _interval(value: Any) -> bool:
+    """``val_check_interval``: batches (an int > 0), a fraction of the epoch (a float in
+    (0, 1]), or a time (a string or a mapping, Lightning's to read)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value > 0
+    if isinstance(value, float):
+        return 0.0 < value <= 1.0
+    return isinstance(value, (str, Mapping))
+
+
+def _int_or_minus_one(meaning: str) -> Validator:
+    return satisfies(lambda v: v >= -1, f"an int >= 0 or -1 ({meaning})", types=(int,))
+
+
+_BATCHES = satisfies(_batches, "an int >= 0 (batches) or a float in [0, 1] (a fraction)")
+_OPTIONAL_FLAG = optional(boolean)
+# What Lightning accepts for each Trainer argument a graph file can give (a YAML value: never
+# an object); Lightning itself would refuse the rest only when `train` builds the Trainer.
+TRAINER_VALUES: dict[str, Validator] = {
+    "max_epochs": optional(_int_or_minus_one("no limit")),
+    "min_epochs": optional(non_negative_int),
+    "max_steps": _int_or_minus_one("no limit"),
+    "min_steps": optional(non_negative_int),
+    "devices": satisfies(_devices, "a positive int, -1 (every device), 'auto', or a "
+                                   "non-empty list of device indices"),
+    "num_nodes": positive_int,
+    "accumulate_grad_batches": positive_int,
+    "check_val_every_n_epoch": optional(positive_int),
+    "num_sanity_val_steps": optional(_int_or_minus_one("every batch")),
+    "log_every_n_steps": optional(non_negative_int),
+    "reload_dataloaders_every_n_epochs": non_negative_int,
+    "gradient_clip_val": optional(and_(number, finite, ge(0))),
+    "gradient_clip_algorithm": optional(in_(("norm", "value"))),
+    "limit_train_batches": optional(_BATCHES),
+    "limit_val_batches": optional(_BATCHES),
+    "limit_test_batches": optional(_BATCHES),
+    "limit_predict_batches": optional(_BATCHES),
+    "overfit_batches": _BATCHES,
+    "val_check_interval": optional(satisfies(
+        _interval, "an int > 0 (batches), a float in (0, 1] (a fraction of the epoch) or a "
+                   "time")),
+    "fast_dev_run": satisfies(lambda v: isinstance(v, bool) or non_negative_int.accepts(v),
+                              "true or false, or an int >= 0 (batches)"),
+    "deterministic": optional(satisfies(lambda v: isinstance(v, bool) or v == "warn",
+                                        "true, false or 'warn'")),
+    "accelerator": instance_of(str),
+    "strategy": instance_of(str),
+    "default_root_dir": optional(instance_of(str)),
+    **{flag: _OPTIONAL_FLAG for flag in ("enable_checkpointing", "enable_progress_bar",
+                                         "enable_model_summary", "benchmark")},
+    **{flag: boolean for flag in ("inference_mode", "use_distributed_sampler", "detect_anomaly",
+                                  "barebones", "sync_batchnorm", "enable_autolog_hparams")},
+}
+
 
 def _check_optim(optim: Any, registry: Registry, problems: _Problems) -> dict[str, Any]:
     cfg = _mapping(optim, problems, "'optim'", "optim")
@@ -80,6 +182,10 @@ def _check_optim(optim: Any, registry: Registry, problems: _Problems) -> dict[st
     params = {k: v for k, v in cfg.items() if k not in ("name", "sched")}
     _check_params(params, factory, problems, f"optimizer '{name}'", ("optim",), skip=("params",),
                   params_key=None)
+    if "lr" in params:
+        error = _LR.problem("lr", params["lr"])
+        if error is not None:
+            problems.error(str(error), "optim", "lr")
     sched = cfg.get("sched")
     if sched is not None:
         sched_cfg = _mapping(sched, problems, "'optim.sched'", "optim", "sched")
@@ -108,10 +214,14 @@ def _check_trainer(trainer: Any, classes: Mapping[str, Mapping[str, type | None]
     one's class (None where it has a problem of its own)."""
     cfg = _mapping(trainer, problems, "'trainer'", "trainer")
     accepted = trainer_parameters()
-    for key in cfg:
+    for key, value in cfg.items():
         if accepted and key not in accepted:
             problems.error(f"'{key}' is not a Lightning Trainer argument"
                            f"{_suggest(key, accepted)}", "trainer", key)
+        elif key in TRAINER_VALUES:
+            error = TRAINER_VALUES[key].problem(key, value)
+            if error is not None:
+                problems.error(str(error), "trainer", key)
     _check_precision(cfg, classes, problems)
     return cfg
 
