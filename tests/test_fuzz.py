@@ -1,6 +1,7 @@
-"""Property tests: random YAML documents, graph edits, overrides and manifests never crash the
-loader, the checker or `neuralgraph check`; the outcome is success or a UserError (exit 2)
-with a message. Strategies are in tests/strategies.py; crashes found are pinned below."""
+"""Property tests: random YAML documents, graph files' bytes, graph edits, overrides and
+manifests never crash the loader, the checker or `neuralgraph check`; the outcome is success or
+a UserError (exit 2) with a message, within SECONDS. Strategies are in tests/strategies.py;
+crashes found are pinned below."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import io
 import os
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,9 @@ FUZZ = settings(max_examples=_EXAMPLES or 60, deadline=None, derandomize=not _EX
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow, HealthCheck.filter_too_much])
 TOY = Path(__file__).parent / "toy" / "regression.yaml"
+# No input may take longer than this to check: the largest accepted alias expansion (100,000
+# nodes) with an override takes ~10 s on 2 shared cores; an unbounded one took minutes.
+SECONDS = 30.0
 
 
 def _load_and_check(text: str, overrides: list[str] = ()) -> None:
@@ -38,9 +43,15 @@ def _load_and_check(text: str, overrides: list[str] = ()) -> None:
 
 
 def _cli_check(path: Path, overrides: list[str]) -> tuple[int, str]:
+    """`neuralgraph check PATH -- OVERRIDES` in-process: the exit code and stderr, asserting
+    that it ended within SECONDS and printed no traceback."""
     err = io.StringIO()
+    start = time.monotonic()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(["check", str(path), "--", *overrides])
+    elapsed = time.monotonic() - start
+    assert elapsed < SECONDS, f"{elapsed:.1f} s: {err.getvalue()[:500]}"
+    assert "Traceback" not in err.getvalue()
     return code, err.getvalue()
 
 
@@ -86,6 +97,50 @@ class TestCliFuzz:
         code, err = _cli_check(path, overrides)
         assert code in (0, 2), err
         assert code == 0 or err.strip()
+
+    @FUZZ
+    @given(data=S.graph_bytes(), overrides=st.lists(S.overrides(), max_size=2))
+    def test_check_bytes(self, tmp_path, data, overrides):
+        """A graph file whose bytes may not be UTF-8 (bytes written in, UTF-16, Latin-1,
+        binary data): exit 0 or 2, never a traceback."""
+        path = tmp_path / "graph.yaml"
+        path.write_bytes(data)
+        code, err = _cli_check(path, overrides)
+        assert code in (0, 2), err
+        assert code == 0 or err.strip()
+
+    @FUZZ
+    @given(text=S.duplicated_keys())
+    def test_duplicate_keys_are_refused(self, tmp_path, text):
+        """A key written twice in a mapping is refused, naming both lines; never silently
+        replaced."""
+        path = tmp_path / "graph.yaml"
+        path.write_text(text, encoding="utf-8")
+        code, err = _cli_check(path, [])
+        assert code == 2, err
+        assert "duplicate key" in err and "(first at line " in err, err
+
+    @FUZZ
+    @given(text=S.aliased(), overrides=st.lists(S.overrides(), max_size=2))
+    def test_aliases(self, tmp_path, text, overrides):
+        """Anchors and aliases, alias bombs among them: exit 0 or 2 within SECONDS."""
+        path = tmp_path / "graph.yaml"
+        path.write_text(text, encoding="utf-8")
+        code, err = _cli_check(path, overrides)
+        assert code in (0, 2), err
+
+    @FUZZ
+    @given(overrides=st.lists(st.sampled_from(S.NUMERIC_KEYS).flatmap(
+        lambda key: st.sampled_from(S.OUT_OF_RANGE).map(lambda v: f"{key}={v}")),
+        min_size=1, max_size=3))
+    def test_numbers_out_of_range(self, overrides):
+        """Numbers out of range (or of the wrong type) set on the command line: exit 0 or 2;
+        each problem is reported at the override that caused it."""
+        code, err = _cli_check(TOY, overrides)
+        assert code in (0, 2), err
+        for line in err.splitlines()[1:]:
+            if ": error: " in line:
+                assert line.startswith(("override #", f"{TOY}:")), err
 
 
 @pytest.fixture(scope="module")
