@@ -352,8 +352,10 @@ class TestGraph:
     def test_yaml_python_tags(self, archive, workspace):
         """graph.yaml with !!python/object tags is refused by the safe loader; nothing runs."""
         canary = workspace / "canary"
+        original = _members(archive)["graph.yaml"].decode().splitlines(keepends=True)
+        assert original[0].startswith("name:")  # replaced, so that no key appears twice
         text = (f"name: !!python/object/apply:os.system ['touch {canary}']\n"
-                + _members(archive)["graph.yaml"].decode())
+                + "".join(original[1:]))
         with pytest.raises(GraphError, match="invalid YAML: could not determine a constructor"):
             GraphModel.restore_from(_changed(archive, graph_yaml=text.encode()))
         assert not canary.exists()
