@@ -5,12 +5,17 @@ code in its ``collections/common``. The public surface is this module's ``__all_
 lazily, so that importing one (``read_manifest``) does not import torchaudio.
 
 ================================  ===========================================================
-``read_audio``, ``trim_silence``  mono float32 ``(T,)`` waveforms at a chosen rate (io.py)
+``read_audio``, ``trim_silence``, ``crop_or_pad``
+                                  mono float32 ``(T,)`` waveforms at a chosen rate, trimmed,
+                                  or made a fixed length (io.py)
 ``AudioToMelSpectrogramPreprocessor``, ``AudioToMFCCPreprocessor``
                                   NeMo's featurizers: ``(B, T)`` audio -> ``(B, D, T')``
                                   features + ``(B,)`` frames (features.py)
 ``SpectrogramAugmentation``, ``VocalTractLengthPerturbation``, ``AudioAugmentor``,
 ``formant_shift``                 training-time augmentation (augment.py)
+``NoiseFiles``, ``NoiseClips``, ``coloured_noise``, ``mix_at_snr``
+                                  background noise: recordings from a manifest or folder,
+                                  coloured noise, mixing at an SNR, noise-only clips (noise.py)
 ``read_manifest``, ``validate_manifest``, ``ManifestEntry``
                                   NeMo JSON-lines manifests, checked before training
                                   (manifest.py)
@@ -47,7 +52,7 @@ if TYPE_CHECKING:
         mel_to_hz,
         valid_frames,
     )
-    from neuralgraph_audio.io import read_audio, trim_silence
+    from neuralgraph_audio.io import crop_or_pad, read_audio, trim_silence
     from neuralgraph_audio.manifest import (
         ManifestEntry,
         ManifestReport,
@@ -56,10 +61,16 @@ if TYPE_CHECKING:
         resolve_audio_path,
         validate_manifest,
     )
+    from neuralgraph_audio.noise import NoiseClips, NoiseFiles, coloured_noise, mix_at_snr
 
 _LAZY = {
     "read_audio": "io",
     "trim_silence": "io",
+    "crop_or_pad": "io",
+    "NoiseClips": "noise",
+    "NoiseFiles": "noise",
+    "coloured_noise": "noise",
+    "mix_at_snr": "noise",
     "AudioToMelSpectrogramPreprocessor": "features",
     "AudioToMFCCPreprocessor": "features",
     "hz_to_mel": "features",
@@ -96,6 +107,12 @@ __all__ = [
     # io
     "read_audio",
     "trim_silence",
+    "crop_or_pad",
+    # background noise
+    "NoiseClips",
+    "NoiseFiles",
+    "coloured_noise",
+    "mix_at_snr",
     # features
     "AudioToMelSpectrogramPreprocessor",
     "AudioToMFCCPreprocessor",

@@ -1,8 +1,8 @@
 """Augmentation of training audio: waveform perturbations and spectrogram masks and warps.
 
-* :class:`AudioAugmentor` perturbs waveforms in a data loader (speed, gain, noise, band limit,
-  formant shift, silence padding: NeMo's augmentor and more); :func:`formant_shift` moves a
-  waveform's formants at the same pitch and tempo.
+* :class:`AudioAugmentor` perturbs waveforms in a data loader (speed, time shift, gain, noise
+  or background recordings, band limit, formant shift, silence padding: NeMo's augmentor and
+  more); :func:`formant_shift` moves a waveform's formants at the same pitch and tempo.
 * :class:`SpectrogramAugmentation` (SpecAugment and SpecCutout) and
   :class:`VocalTractLengthPerturbation` (VTLP) are graph nodes that run in training only
   (``train_only: true``): ``input_spec`` (B, D, T) and ``length`` (B,) in, ``augmented_spec``
@@ -31,6 +31,7 @@ from neuralgraph.validators import (
     instance_of,
     non_negative_int,
     number,
+    optional,
     satisfies,
     sequence,
 )
@@ -41,6 +42,7 @@ from neuralgraph_audio.features import (
     mel_to_hz,
     valid_frames,
 )
+from neuralgraph_audio.noise import NoiseFiles, mix_at_snr
 
 __all__ = [
     "AudioAugmentor",
@@ -92,8 +94,9 @@ def formant_shift(
 _AUGMENT_KEYS: dict[str, dict[str, float | None]] = {
     "speed": {"prob": 1.0, "rates": None, "min_speed_rate": 0.9, "max_speed_rate": 1.1,
               "num_rates": 5},
+    "shift": {"prob": 1.0, "min_shift_ms": -5.0, "max_shift_ms": 5.0},
     "gain": {"prob": 1.0, "min_gain_dbfs": -10.0, "max_gain_dbfs": 10.0},
-    "noise": {"prob": 1.0, "min_snr_db": 10.0, "max_snr_db": 40.0},
+    "noise": {"prob": 1.0, "min_snr_db": 10.0, "max_snr_db": 40.0, "manifest_path": None},
     "white_noise": {"prob": 1.0, "min_level": -90.0, "max_level": -46.0},
     "band_limit": {"prob": 1.0, "rates": None},
     "formant": {"prob": 1.0, "min_ratio": 0.85, "max_ratio": 1.15},
@@ -114,8 +117,15 @@ class AudioAugmentor:
     * ``speed``: resample by a rate drawn from ``rates`` (a list), or from ``num_rates`` rates
       evenly spaced in ``[min_speed_rate, max_speed_rate]`` (``num_rates <= 0``: any rate in the
       range). Rates are rounded to 0.01 so that resampling stays cheap. Changes the length.
+    * ``shift``: move the audio by a time drawn in ``[min_shift_ms, max_shift_ms]`` (NeMo's):
+      earlier for a positive shift, later for a negative one, the samples moved in from
+      outside being zeros. Keeps the length; a shift longer than the audio is skipped.
     * ``gain``: multiply by a gain in ``[min_gain_dbfs, max_gain_dbfs]`` dB.
-    * ``noise``: add white noise at a signal-to-noise ratio in ``[min_snr_db, max_snr_db]`` dB.
+    * ``noise``: add noise at a signal-to-noise ratio in ``[min_snr_db, max_snr_db]`` dB:
+      white noise, or with ``manifest_path`` (NeMo's key) background recordings, a segment of
+      a file drawn from a NeMo manifest or from every audio file under a folder
+      (:class:`~neuralgraph_audio.noise.NoiseFiles`; files are listed and read only in the
+      data loader, and :meth:`problems` checks them before training).
     * ``white_noise``: add white noise at a level in ``[min_level, max_level]`` dBFS (NeMo's).
     * ``band_limit``: resample down to a rate drawn from ``rates`` (default 8000 and 12000 Hz)
       and back, removing everything above half that rate, as telephone audio or a synthesizer
@@ -144,6 +154,18 @@ class AudioAugmentor:
             if kind == "band_limit" and max(s["rates"]) >= sample_rate:
                 raise ParameterError("augmentor.band_limit.rates",
                                      f"below the sample rate {sample_rate}", s["rates"])
+            if kind == "noise" and s["manifest_path"] is not None:
+                s["files"] = NoiseFiles(s["manifest_path"], sample_rate)
+
+    def problems(self) -> list[str]:
+        """What stops a perturbation from working, found before training: noise manifests or
+        folders that are missing, empty or name unreadable files. One line each."""
+        found: list[str] = []
+        for kind, s in self.steps:
+            if "files" in s:
+                found.extend(f"augmentor.{kind}.manifest_path: {problem}"
+                             for problem in s["files"].problems())
+        return found
 
     def __call__(self, samples: torch.Tensor) -> torch.Tensor:
         """Perturb a ``(T,)`` waveform; the result is ``(T',)`` (``T' != T`` after ``speed``)."""
@@ -194,8 +216,24 @@ class AudioAugmentor:
     @staticmethod
     def _noise(samples: torch.Tensor, s: dict[str, Any]) -> torch.Tensor:
         snr_db = _uniform(s["min_snr_db"], s["max_snr_db"])
+        if "files" in s:
+            if samples.numel() == 0:
+                return samples
+            return mix_at_snr(samples, s["files"].segment(samples.numel()), snr_db)
         rms = samples.pow(2).mean().sqrt().clamp_min(1e-8)
         return samples + torch.randn_like(samples) * rms / 10.0 ** (snr_db / 20.0)
+
+    def _shift(self, samples: torch.Tensor, s: dict[str, Any]) -> torch.Tensor:
+        shift = int(_uniform(s["min_shift_ms"], s["max_shift_ms"]) * self.sample_rate / 1000)
+        size = samples.shape[-1]
+        if shift == 0 or abs(shift) >= size:
+            return samples
+        out = torch.zeros_like(samples)
+        if shift > 0:  # earlier: samples[shift:] move to the start
+            out[: size - shift] = samples[shift:]
+        else:
+            out[-shift:] = samples[: size + shift]
+        return out
 
     @staticmethod
     def _white_noise(samples: torch.Tensor, s: dict[str, Any]) -> torch.Tensor:
@@ -241,6 +279,10 @@ def _augment_settings(kind: str, settings: Any) -> dict[str, Any]:
             check(f"{key}.{name}", s[name], ge(0))
     if "value" in s:
         check(f"{key}.value", s["value"], number)
+    if "manifest_path" in s:
+        check(f"{key}.manifest_path", s["manifest_path"],
+              optional(satisfies(lambda p: isinstance(p, str) and bool(p.strip()),
+                                 "a manifest or folder path", types=(str,))))
     if kind == "band_limit":
         rates = list(_BAND_LIMIT_RATES) if s["rates"] is None else s["rates"]
         check(f"{key}.rates", rates, _BAND_RATES)

@@ -1,10 +1,11 @@
 """Audio data sets and the base of the audio data sources.
 
 :class:`AudioDataset` serves ``{"audio_signal": (T,), target: (U,) or ()}`` items from validated
-manifest entries; :class:`AudioDataSource` is the base class that ASR, TTS and classification
-data sources build on (manifest validation before training, augmentation in training only,
-padding, optional duration bucketing). Bad manifest entries are found before the first batch
-(``bad_data: fail`` stops with all of them; ``skip`` drops them).
+manifest entries (optionally cropped or padded to a fixed length, and followed by generated
+clips of background noise); :class:`AudioDataSource` is the base class that ASR, TTS and
+classification data sources build on (manifest validation before training, augmentation in
+training only, padding, optional duration bucketing). Bad manifest entries are found before the
+first batch (``bad_data: fail`` stops with all of them; ``skip`` drops them).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from neuralgraph import UserError
 from neuralgraph.validators import boolean, check, in_, non_negative_int, positive_int
 from neuralgraph_audio.augment import AudioAugmentor
 from neuralgraph_audio.batching import DurationBucketBatchSampler, PadCollate
-from neuralgraph_audio.io import AudioFileError, read_audio, trim_silence
+from neuralgraph_audio.io import AudioFileError, crop_or_pad, read_audio, trim_silence
 from neuralgraph_audio.manifest import (
     ManifestEntry,
     ManifestReport,
     format_problems,
     validate_manifest,
 )
+from neuralgraph_audio.noise import NoiseClips
 
 __all__ = ["AudioDataSource", "AudioDataset", "CorruptAudioError"]
 
@@ -60,6 +62,14 @@ class AudioDataset(Dataset):
     Targets are tokenized once, up front, and kept in flat arrays so that workers share them
     without copying; the dataset pickles (for ``num_workers > 0`` under spawn/forkserver).
     A file that cannot be decoded raises :class:`CorruptAudioError` with its manifest line.
+
+    ``fixed_length`` (samples) crops or zero pads every item to that length
+    (:func:`~neuralgraph_audio.io.crop_or_pad`), before the augmentor and again after it (a
+    speed change alters the length): at a random position when ``random_crop`` (training),
+    centrally otherwise. ``noise_clips`` adds ``noise_clips.count`` items after the entries,
+    clips of background noise alone whose target is ``noise_target`` (a classifier's
+    ``silence`` class): new noise each time when ``random_crop``, otherwise the same clip for
+    the same index (``noise_seed``).
     """
 
     def __init__(
@@ -72,6 +82,11 @@ class AudioDataset(Dataset):
         int_values: bool = False,
         trim: bool = False,
         augmentor: AudioAugmentor | None = None,
+        fixed_length: int | None = None,
+        random_crop: bool = False,
+        noise_clips: NoiseClips | None = None,
+        noise_target: int = 0,
+        noise_seed: int = 0,
     ) -> None:
         self.paths = [e.audio_filepath for e in entries]
         self.manifests = sorted({e.manifest for e in entries})
@@ -79,7 +94,10 @@ class AudioDataset(Dataset):
         self.origins = np.array([(index[e.manifest], e.line) for e in entries],
                                 dtype=np.int64).reshape(-1, 2)
         self.offsets = np.array([e.offset for e in entries], dtype=np.float64)
-        self.durations = np.array([e.duration for e in entries], dtype=np.float64)
+        durations = [e.duration for e in entries]
+        if noise_clips is not None:
+            durations += [noise_clips.length / sample_rate] * noise_clips.count
+        self.durations = np.array(durations, dtype=np.float64)
         self.scalar_target = bool(targets) and not isinstance(targets[0], Sequence)
         if self.scalar_target:
             self.targets = np.asarray(targets, dtype=np.int64)
@@ -94,21 +112,46 @@ class AudioDataset(Dataset):
         self.int_values = int_values
         self.trim = trim
         self.augmentor = augmentor
+        self.fixed_length = fixed_length
+        self.random_crop = random_crop
+        self.noise_clips = noise_clips
+        self.noise_target = noise_target
+        self.noise_seed = noise_seed
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.paths) + (self.noise_clips.count if self.noise_clips else 0)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if index >= len(self.paths):
+            return self._noise_item(index - len(self.paths))
         samples = self._read(index)
         if self.trim:
             samples = trim_silence(samples)
-        if self.augmentor is not None:
-            samples = self.augmentor(samples)
+        samples = self._fit(samples)
         if self.scalar_target:
             target = torch.tensor(int(self.targets[index]), dtype=torch.int64)
         else:
             start, end = self.bounds[index], self.bounds[index + 1]
             target = torch.from_numpy(self.targets[start:end].copy())
+        return {"audio_signal": samples, self.target_key: target}
+
+    def _fit(self, samples: torch.Tensor) -> torch.Tensor:
+        """Fixed length (if set), augmentation (if any), fixed length again."""
+        if self.fixed_length is not None:
+            samples = crop_or_pad(samples, self.fixed_length, random=self.random_crop)
+        if self.augmentor is not None:
+            samples = self.augmentor(samples)
+            if self.fixed_length is not None:
+                samples = crop_or_pad(samples, self.fixed_length)
+        return samples
+
+    def _noise_item(self, index: int) -> dict[str, torch.Tensor]:
+        assert self.noise_clips is not None
+        seed = None if self.random_crop else self.noise_seed
+        samples = self._fit(self.noise_clips.clip(index, seed=seed))
+        target: torch.Tensor = torch.tensor(self.noise_target, dtype=torch.int64)
+        if not self.scalar_target:
+            target = target.reshape(1)
         return {"audio_signal": samples, self.target_key: target}
 
     def _read(self, index: int) -> torch.Tensor:
@@ -193,7 +236,9 @@ class AudioDataSource(ng.DataSource):
 
     A subclass declares ``target_key``, ``target_length_key`` and ``manifest_target`` (the
     manifest key validated: "text" or "label") and implements ``_vocabulary`` (what targets are
-    checked against) and ``_target`` (an entry's target ids), plus ``output_types``.
+    checked against) and ``_target`` (an entry's target ids), plus ``output_types``. A subclass
+    whose ``dataloader`` takes more split parameters builds its loader with ``_build_loader``,
+    which also takes a fixed length and generated noise clips (see :class:`AudioDataset`).
     """
 
     sample_rate: int
@@ -296,7 +341,10 @@ class AudioDataSource(ng.DataSource):
             )
         except UserError as err:
             return [str(err)]
-        return problems if self.bad_data == "fail" else []
+        found = list(problems) if self.bad_data == "fail" else []
+        if split == "train" and self.augmentor is not None:
+            found.extend(f"data.params.{problem}" for problem in self.augmentor.problems())
+        return found
 
     def dataloader(
         self,
@@ -323,6 +371,28 @@ class AudioDataSource(ng.DataSource):
         Raises:
             UserError: a manifest is missing, or it has problems and ``bad_data`` is "fail".
         """
+        return self._build_loader(split, manifest_filepath, batch_size, shuffle, num_workers,
+                                  min_duration, max_duration, drop_last, pin_memory, bucketing)
+
+    def _build_loader(
+        self,
+        split: str,
+        manifest_filepath: str | Sequence[str],
+        batch_size: int = 32,
+        shuffle: bool = False,
+        num_workers: int = 0,
+        min_duration: float | None = None,
+        max_duration: float | None = None,
+        drop_last: bool = False,
+        pin_memory: bool = False,
+        bucketing: bool = False,
+        *,
+        fixed_length: int | None = None,
+        noise_clips: NoiseClips | None = None,
+        noise_target: int = 0,
+    ) -> DataLoader:
+        """:meth:`dataloader`'s loader, with :class:`AudioDataset`'s ``fixed_length`` (samples;
+        random crops in training) and generated ``noise_clips`` of target ``noise_target``."""
         _check_loader_args(batch_size, num_workers, {"shuffle": shuffle, "drop_last": drop_last,
                                                      "pin_memory": pin_memory,
                                                      "bucketing": bucketing})
@@ -342,6 +412,12 @@ class AudioDataSource(ng.DataSource):
             int_values=self.int_values,
             trim=self.trim_silence,
             augmentor=self.augmentor if split == "train" else None,
+            fixed_length=fixed_length,
+            random_crop=split == "train",
+            noise_clips=noise_clips,
+            noise_target=noise_target,
+            noise_seed=("train", "validation", "test").index(split)
+            if split in ("train", "validation", "test") else 3,
         )
         collate = PadCollate({"audio_signal": "audio_length", self.target_key:
                               self.target_length_key})

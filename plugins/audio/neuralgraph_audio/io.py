@@ -1,4 +1,5 @@
-"""Reading audio: mono float32 waveforms at a chosen rate, and trimming silence.
+"""Reading audio: mono float32 waveforms at a chosen rate, trimming silence, and cropping or
+padding to a fixed length.
 
 Audio is read with soundfile (any format libsndfile reads: WAV, FLAC, OGG...), mixed down to
 mono and resampled with ``torchaudio.functional.resample`` when the file's rate differs.
@@ -13,7 +14,7 @@ import torch
 from neuralgraph import UserError
 from neuralgraph_audio.manifest import file_problem
 
-__all__ = ["AudioFileError", "read_audio", "trim_silence"]
+__all__ = ["AudioFileError", "crop_or_pad", "read_audio", "trim_silence"]
 
 
 class AudioFileError(UserError):
@@ -88,3 +89,27 @@ def trim_silence(
     start = int(loud[0]) * hop_length
     end = min(samples.numel(), (int(loud[-1]) + 1) * hop_length)
     return samples[start:end]
+
+
+def crop_or_pad(samples: torch.Tensor, length: int, *, random: bool = False,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """A ``(T,)`` waveform made exactly ``length`` samples long: ``(length,)``.
+
+    A longer one is cropped, a shorter one zero padded on both sides. ``random`` (training)
+    draws where the crop starts, or how the padding is split, uniformly (from ``generator``,
+    torch's default when None); otherwise the crop is central and the padding split evenly
+    (evaluation, inference): the same input always gives the same output.
+    """
+    if length <= 0:
+        raise ValueError(f"length must be > 0 (got {length})")
+    size = samples.shape[-1]
+    if size == length:
+        return samples
+    spare = abs(size - length)
+    if random:
+        start = int(torch.randint(spare + 1, (), generator=generator))
+    else:
+        start = spare // 2
+    if size > length:
+        return samples[start: start + length]
+    return torch.nn.functional.pad(samples, (start, spare - start))
