@@ -116,6 +116,13 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plural(noun: str, n: int) -> str:
+    """``noun`` for one, its plural otherwise ("losses", not "losss")."""
+    if n == 1:
+        return noun
+    return noun + ("es" if noun.endswith("s") else "s")
+
+
 def _run_plugins(args: argparse.Namespace) -> int:
     from neuralgraph.registry import get_registry
 
@@ -128,7 +135,7 @@ def _run_plugins(args: argparse.Namespace) -> int:
                 print(f"{'':<10} fix: {info.fix}")
             continue
         contributed = registry.by_plugin(info.name)
-        summary = ", ".join(f"{len(v)} {k.replace('_', ' ')}{'s' if len(v) != 1 else ''}"
+        summary = ", ".join(f"{len(v)} {_plural(k.replace('_', ' '), len(v))}"
                             for k, v in contributed.items()) or "nothing"
         print(f"{info.name:<10} {dist:<24} {summary}")
         if args.verbose:
@@ -206,8 +213,24 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(results))
     else:
         for key, value in results.items():
-            print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+            _print_figure(key, value)
     return 0
+
+
+def _print_figure(key: str, value: Any) -> None:
+    """One line of evaluate's text output; a mapping (a metric's details, such as per-class
+    figures) one line per item, ``key.item: name value  name value``."""
+    def text(v: Any) -> str:
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    if not isinstance(value, dict):
+        print(f"{key}: {text(value)}")
+        return
+    for item, inner in value.items():
+        if isinstance(inner, dict):
+            print(f"{key}.{item}: " + "  ".join(f"{k} {text(v)}" for k, v in inner.items()))
+        else:
+            print(f"{key}.{item}: {text(inner)}")
 
 
 def _run_export(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ WER is a ratio of sums over the whole data set, not a mean of per-batch ratios.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torchmetrics
 
 from neuralgraph.types import NeuralType
@@ -19,4 +21,11 @@ class NeuralMetric(torchmetrics.Metric):
     @property
     def input_types(self) -> dict[str, NeuralType]:
         """Input ports by name (keyword arguments of ``update``)."""
+        return {}
+
+    def details(self) -> dict[str, Any]:
+        """Figures beyond the scalar ``compute()`` that ``neuralgraph evaluate`` (and
+        :meth:`~neuralgraph.GraphModel.evaluate`) reports beside it, as JSON values keyed by
+        name (per-class precision and recall, a confusion table...), over the same updates;
+        empty by default. Training logs only ``compute()``."""
         return {}

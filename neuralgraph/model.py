@@ -28,6 +28,7 @@ from torch import nn
 from neuralgraph.checker import NodePlan, Plan
 from neuralgraph.errors import UserError
 from neuralgraph.graph import Graph
+from neuralgraph.metric import NeuralMetric
 from neuralgraph.module import check_value, is_typecheck_enabled, iter_outputs
 from neuralgraph.registry import get_registry
 
@@ -488,10 +489,13 @@ class GraphModel(pl.LightningModule):
         return self.data_source.dataloader(split, **split_params)
 
     @torch.no_grad()
-    def evaluate(self, loader: Any, progress: bool = False) -> dict[str, float]:
+    def evaluate(self, loader: Any, progress: bool = False) -> dict[str, Any]:
         """Loss (batch-weighted mean) and every metric over a loader, in eval mode.
 
-        ``progress``: show batches done on stderr (:class:`~neuralgraph.progress.Progress`).
+        Each metric's value is a float under its name; what a metric's
+        :meth:`~neuralgraph.NeuralMetric.details` returns follows the figures, under its own
+        keys (prefixed ``METRIC_`` where a key is taken). ``progress``: show batches done on
+        stderr (:class:`~neuralgraph.progress.Progress`).
         """
         from neuralgraph.progress import Progress
 
@@ -509,12 +513,18 @@ class GraphModel(pl.LightningModule):
                 total += loss_sum
                 count += size
                 shown.update()
-        results: dict[str, float] = {}
+        results: dict[str, Any] = {}
         if count:
             results["loss"] = total / count
+        details: list[tuple[str, dict[str, Any]]] = []
         for name, metric in self.metrics.items():
             results[name] = float(metric.compute())
+            found = metric.details() if isinstance(metric, NeuralMetric) else {}
+            details.append((name, found))
         results["utterances"] = float(count) if count else float("nan")
+        for name, found in details:
+            for key, value in found.items():
+                results[f"{name}_{key}" if key in results else key] = value
         return results
 
     def _evaluate_batch(self, batch: Mapping[str, Any]) -> tuple[float, int]:

@@ -249,6 +249,21 @@ class TestDataSourceDeclarations:
         assert sum(len(batch["x"]) for batch in loader) == 10
 
 
+class TestEvaluateDetails:
+    def test_metric_details_follow_the_figures(self, model: ng.GraphModel,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+        """A metric's details() are reported after the figures under their own keys; a key
+        already taken gets the metric's name in front; other metrics add none."""
+        from ng_toy import MeanAbsError
+
+        monkeypatch.setattr(MeanAbsError, "details",
+                            lambda self: {"per_row": {"a": 1}, "loss": 0.5}, raising=False)
+        results = model.evaluate(model.data_source.dataloader("validation", batch_size=8))
+        assert list(results) == ["loss", "mae", "utterances", "per_row", "mae_loss"]
+        assert results["per_row"] == {"a": 1} and results["mae_loss"] == 0.5
+        assert isinstance(results["mae"], float)
+
+
 class TestDomainModelDoc:
     """The "Domain models" example of docs/plugins.md works as the text says."""
 
