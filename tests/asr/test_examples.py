@@ -44,7 +44,7 @@ def test_every_example_is_listed() -> None:
     """The examples named by the ASR issue are all here (a rename would drop them silently)."""
     names = {g.stem for g in GRAPHS}
     assert {"quartznet_15x5", "quartznet_5x5", "jasper_10x5dr", "digits", "digits_small",
-            "digits_bpe"} <= names
+            "digits_bpe", "matchboxnet_3x1x64"} <= names
 
 
 @pytest.mark.parametrize("graph", GRAPHS, ids=[g.stem for g in GRAPHS])
@@ -64,12 +64,16 @@ def test_check_cli_on_an_example() -> None:
     ("quartznet_15x5", 18_924_381),   # NeMo QuartzNet15x5Base-En: 18.9M
     ("quartznet_5x5", 6_713_181),     # one block of each group
     ("jasper_10x5dr", 332_632_349),   # NeMo Jasper10x5dr: 333M
+    ("matchboxnet_3x1x64", 74_892),   # NeMo MatchboxNet 3x1x64, 12 classes (paper: ~77K)
 ])
 def test_published_sizes(name: str, published: int) -> None:
-    """NeMo's architectures, written as our YAML, have NeMo's weight counts (28 labels).
+    """NeMo's architectures, written as our YAML, have NeMo's weight counts (28 labels; the
+    speech-commands classifier 12 classes).
 
     Each figure is what NeMo 3.0's ``ConvASREncoder`` + ``ConvASRDecoder`` give for the same
-    encoder and decoder parameters (counted in NeMo's own venv, 2026-11-24)."""
+    encoder and decoder parameters (counted in NeMo's own venv, 2026-11-24); MatchboxNet's is
+    its ``ConvASREncoder`` with the blocks of NeMo's ``matchboxnet_3x1x64()`` config (feat_in
+    64) + ``ConvASRDecoderClassification(feat_in=128, num_classes=12)``: 73,344 + 1,548."""
     assert parameters(EXAMPLES / f"{name}.yaml") == published
 
 

@@ -1,4 +1,5 @@
-"""CTC loss with NeMo's parameters: the blank is the last class (``num_classes``)."""
+"""Losses with NeMo's names and parameters: CTC (the blank is the last class, ``num_classes``)
+and cross-entropy over class logits (speech commands, VAD)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,20 @@ from torch import Tensor
 
 import neuralgraph as ng
 from neuralgraph import AxisType, NeuralType
-from neuralgraph.validators import check, in_, positive_int
+from neuralgraph.validators import (
+    and_,
+    between,
+    check,
+    each,
+    in_,
+    instance_of,
+    number,
+    optional,
+    positive_int,
+    sequence,
+)
 
-__all__ = ["CTCLoss"]
+__all__ = ["CTCLoss", "CrossEntropyLoss"]
 
 REDUCTIONS = ("mean_batch", "mean_volume", "mean", "sum", "none")
 
@@ -93,3 +105,77 @@ class CTCLoss(ng.NeuralModule):
         if self.reduction == "sum":
             return losses.sum()
         return losses
+
+
+class CrossEntropyLoss(ng.NeuralModule):
+    """Cross-entropy of class logits against class indices (NeMo's ``CrossEntropyLoss``,
+    ``torch.nn.functional.cross_entropy``), in fp32.
+
+    Parameters:
+
+    - ``logits_ndim``: 2 for one prediction per utterance, logits (B, D) and labels (B,)
+      (speech commands); 3 for one per frame, logits (B, T, D) and labels (B, T).
+    - ``num_classes``: the number of classes, when given checked against the logits' D and
+      the labels' vocabulary before training (null: any).
+    - ``weight``: a rescaling weight per class (a list of ``num_classes`` numbers), or null.
+    - ``reduction``: ``mean`` (NeMo's default: weighted mean over the predictions), ``sum``
+      or ``none`` (a loss per prediction).
+    - ``ignore_index``: a label value that contributes nothing (NeMo's -100).
+    - ``label_smoothing``: in [0, 1): that share of each target's probability is spread
+      uniformly over all classes.
+
+    Ports: ``logits`` (B, D) or (B, T, D) LogitsType, ``labels`` (B,) or (B, T) LabelsType
+    in; ``loss`` out (a scalar; for ``none`` one per prediction).
+    """
+
+    def __init__(
+        self,
+        logits_ndim: int = 2,
+        num_classes: int | None = None,
+        weight: list[float] | None = None,
+        reduction: str = "mean",
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        check("logits_ndim", logits_ndim, in_((2, 3)))
+        check("num_classes", num_classes, optional(positive_int))
+        check("weight", weight, optional(and_(sequence, each(number))))
+        if weight is not None and num_classes is not None and len(weight) != num_classes:
+            raise ValueError(f"weight must have num_classes ({num_classes}) items "
+                             f"(got {len(weight)})")
+        check("reduction", reduction, in_(("mean", "sum", "none")))
+        check("ignore_index", ignore_index, instance_of(int))
+        check("label_smoothing", label_smoothing, between(0, 1, high_open=True))
+        self.logits_ndim = logits_ndim
+        self.num_classes = num_classes
+        self.reduction = reduction
+        self.ignore_index = ignore_index
+        self.label_smoothing = float(label_smoothing)
+        self.register_buffer(
+            "weight", None if weight is None else torch.tensor(weight, dtype=torch.float32),
+            persistent=False)
+
+    @property
+    def input_types(self) -> dict[str, NeuralType]:
+        middle = (AxisType("T"),) if self.logits_ndim == 3 else ()
+        return {
+            "logits": NeuralType((AxisType("B"), *middle, AxisType("D", self.num_classes)),
+                                 ng.LogitsType()),
+            "labels": NeuralType((AxisType("B"), *middle),
+                                 ng.LabelsType(vocab_size=self.num_classes)),
+        }
+
+    @property
+    def output_types(self) -> dict[str, NeuralType]:
+        return {"loss": NeuralType(elements_type=ng.LossType())}
+
+    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Logits (B, D) or (B, T, D), labels (B,) or (B, T) -> the reduced loss."""
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            scores = logits.float()
+            if self.logits_ndim == 3:  # torch wants the classes second: (B, D, T)
+                scores = scores.transpose(1, 2)
+            return F.cross_entropy(scores, labels.long(), weight=self.weight,
+                                   ignore_index=self.ignore_index, reduction=self.reduction,
+                                   label_smoothing=self.label_smoothing)

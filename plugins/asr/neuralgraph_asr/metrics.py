@@ -1,4 +1,6 @@
-"""Word (and character) error rate of CTC outputs, accumulated as sums over a whole data set."""
+"""Metrics accumulated as sums over a whole data set: word (and character) error rate of CTC
+outputs, and the accuracy of class logits (speech commands, VAD), with per-class precision and
+recall."""
 
 from __future__ import annotations
 
@@ -8,13 +10,24 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torchmetrics.classification import MulticlassStatScores
 
 import neuralgraph as ng
 from neuralgraph import AxisType, NeuralType
-from neuralgraph.validators import check, instance_of, optional
+from neuralgraph.validators import (
+    ParameterError,
+    check,
+    instance_of,
+    non_empty,
+    optional,
+    positive_int,
+    satisfies,
+    sequence,
+)
 from neuralgraph_asr.decoding import ctc_greedy_decode
 
-__all__ = ["WER", "edit_distance", "text_from_ids", "word_errors"]
+__all__ = ["WER", "ClassificationAccuracy", "TopKClassificationAccuracy", "edit_distance",
+           "text_from_ids", "word_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -206,3 +219,102 @@ class WER(ng.NeuralMetric):
         errors, words = self.errors.double(), self.words.double()
         empty = torch.where(errors > 0, torch.full_like(errors, float("inf")), errors)
         return torch.where(words > 0, errors / words.clamp(min=1), empty).float()
+
+
+def _class_count(num_classes: int | None, labels: Sequence[str] | None) -> int:
+    """The number of classes from ``num_classes`` and/or ``labels`` (one of them, or both
+    agreeing)."""
+    check("num_classes", num_classes, optional(positive_int))
+    check("labels", labels, optional(satisfies(lambda v: sequence.accepts(v)
+                                               and non_empty.accepts(v),
+                                               "a non-empty list of class names")))
+    if num_classes is None and labels is None:
+        raise ValueError("give num_classes or labels (the class names)")
+    if num_classes is not None and labels is not None and len(labels) != num_classes:
+        raise ValueError(f"num_classes ({num_classes}) must equal the number of labels "
+                         f"({len(labels)})")
+    return num_classes if num_classes is not None else len(labels or ())
+
+
+class TopKClassificationAccuracy(ng.NeuralMetric, MulticlassStatScores):
+    """Share of predictions whose true class is among the ``top_k`` highest logits (NeMo's
+    ``TopKClassificationAccuracy``; torchmetrics' multiclass statistics underneath).
+
+    Parameters:
+
+    - ``num_classes`` and/or ``labels`` (the class names, ``${labels}``): the number of
+      classes, checked against the logits' D and the labels' vocabulary before training.
+    - ``top_k``: a prediction is right when the true class is among its ``top_k`` best (1:
+      plain accuracy). NeMo takes a list of k and logs one figure each; a graph metric is one
+      number, so write one metric per k.
+
+    True positives, false positives and false negatives are kept per class and summed over
+    updates (and across ranks): ``compute()`` is correct / total over the whole data set, and
+    :meth:`details` (what ``neuralgraph evaluate`` prints beside the accuracy) gives each
+    class's precision, recall and count.
+
+    Ports: ``logits`` (B, D=num_classes) LogitsType (or probabilities: only their order
+    matters), ``labels`` (B,) LabelsType.
+    """
+
+    full_state_update = False
+    is_differentiable = False
+    higher_is_better = True
+
+    def __init__(self, num_classes: int | None = None, labels: Sequence[str] | None = None,
+                 top_k: int = 1) -> None:
+        classes = _class_count(num_classes, labels)
+        check("top_k", top_k, positive_int)
+        if top_k > classes:
+            raise ParameterError("top_k", f"<= the number of classes ({classes})", top_k)
+        super().__init__(num_classes=classes, top_k=top_k, average=None, validate_args=False)
+        self.class_names = [str(label) for label in labels] if labels is not None else None
+
+    @property
+    def input_types(self) -> dict[str, NeuralType]:
+        return {
+            "logits": NeuralType((AxisType("B"), AxisType("D", self.num_classes)),
+                                 ng.LogitsType()),
+            "labels": NeuralType(("B",), ng.LabelsType(vocab_size=self.num_classes)),
+        }
+
+    def update(self, logits: Tensor, labels: Tensor) -> None:  # type: ignore[override]
+        """Add a batch: logits (B, D), true classes (B,) (an empty batch adds nothing)."""
+        if labels.numel() == 0:
+            return
+        super().update(logits.detach().float(), labels.detach().long())
+
+    def compute(self) -> Tensor:
+        """Correct / total predictions so far (0 before any)."""
+        total = (self.tp + self.fn).sum()
+        return (self.tp.sum().double() / total.clamp(min=1)).float()
+
+    def details(self) -> dict[str, Any]:
+        """``{"per_class": {name: {"precision", "recall", "count"}}}``: per class, the share
+        of its predictions that were right, the share of its utterances found, and how many
+        utterances it had (names are the labels, or the class indices without them).
+        Precision is for top-1 predictions only, so it is left out when ``top_k > 1``."""
+        with self.sync_context():
+            tp, fp, fn = self.tp.tolist(), self.fp.tolist(), self.fn.tolist()
+        names = self.class_names or [str(i) for i in range(self.num_classes)]
+        table: dict[str, dict[str, float | int]] = {}
+        for name, hits, false_alarms, misses in zip(names, tp, fp, fn, strict=True):
+            count = hits + misses
+            row: dict[str, float | int] = {}
+            if self.top_k == 1:
+                row["precision"] = hits / (hits + false_alarms) if hits + false_alarms else 0.0
+            row["recall"] = hits / count if count else 0.0
+            row["count"] = int(count)
+            table[name] = row
+        return {"per_class": table}
+
+
+class ClassificationAccuracy(TopKClassificationAccuracy):
+    """Accuracy of class logits: the share of predictions whose highest logit is the true
+    class, with per-class precision, recall and count (:meth:`details`). Parameters:
+    ``num_classes`` and/or ``labels``, as :class:`TopKClassificationAccuracy` with ``top_k``
+    1. Ports: ``logits`` (B, D=num_classes), ``labels`` (B,)."""
+
+    def __init__(self, num_classes: int | None = None,
+                 labels: Sequence[str] | None = None) -> None:
+        super().__init__(num_classes=num_classes, labels=labels, top_k=1)

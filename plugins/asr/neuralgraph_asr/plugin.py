@@ -22,16 +22,18 @@ def register_modules(registry: Any) -> None:
 
 @hookimpl
 def register_losses(registry: Any) -> None:
-    from neuralgraph_asr.losses import CTCLoss
+    from neuralgraph_asr.losses import CrossEntropyLoss, CTCLoss
 
     registry.add_loss(CTCLoss)
+    registry.add_loss(CrossEntropyLoss)
 
 
 @hookimpl
 def register_metrics(registry: Any) -> None:
-    from neuralgraph_asr.metrics import WER
+    from neuralgraph_asr.metrics import WER, ClassificationAccuracy, TopKClassificationAccuracy
 
-    registry.add_metric(WER)
+    for cls in (WER, ClassificationAccuracy, TopKClassificationAccuracy):
+        registry.add_metric(cls)
 
 
 @hookimpl
