@@ -22,7 +22,7 @@ import torch
 import neuralgraph as ng
 from neuralgraph_asr.vtln import DEFAULT_WARPS, VTLN_MODES, best_path_scores, choose_warps
 
-__all__ = ["ASRModel"]
+__all__ = ["ASRModel", "path_problem"]
 
 AUDIO_INPUTS = ("data.audio_signal", "data.audio_length")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", ".sph")
@@ -156,7 +156,7 @@ class ASRModel(ng.GraphModel):
                 anything is read), or a file cannot be decoded.
         """
         for path in paths:
-            problem = _path_problem(path)
+            problem = path_problem(path)
             if problem is not None:
                 raise ng.UserError(problem)
         decode = self.decoder(decoder, **decoder_options)
@@ -224,7 +224,7 @@ class ASRModel(ng.GraphModel):
         return audio
 
 
-def _path_problem(path: str | Path) -> str | None:
+def path_problem(path: str | Path) -> str | None:
     """Why ``path`` cannot be transcribed (missing, a directory, a FIFO or a device: only
     regular files are opened), or None. Nothing is opened: a FIFO would block the reader."""
     try:

@@ -59,6 +59,11 @@ def register_commands(registry: Any) -> None:
 
     registry.add_command("transcribe", configure_transcribe, run_transcribe,
                          help="text for audio files, from a .ngm ASR archive")
+    from neuralgraph_asr.classify_cli import configure_classify, run_classify  # no torch
+
+    registry.add_command("classify", configure_classify, run_classify,
+                         help="a label and its confidence for audio files, from a .ngm "
+                              "classification archive (speech commands)")
     registry.add_command("asr", configure_asr, run_asr,
                          help="ASR tools: train a tokenizer, synthesize a corpus")
     from neuralgraph_asr.nemo_import import configure_import_nemo, run_import_nemo  # no torch
