@@ -292,3 +292,108 @@ class TestCommandLine:
         for split, n in (("train", 3), ("dev", 2), ("heldout", 1)):
             assert re.search(rf"^synth {split}: {n}/{n} utterances \(100%\), \d+ s$", err, re.M)
         assert not re.search(r"^synth \w+:", out, re.M) and "utterances" in out
+
+
+# --- speech commands ---------------------------------------------------------------------------
+
+COMMAND_LABELS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+                  "unknown", "silence"]
+
+
+@pytest.fixture(scope="module")
+def commands_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny speech-commands corpus from every engine (36 train, 12 dev, 12 heldout)."""
+    if MISSING:
+        pytest.skip(f"speech synthesizers not installed: {', '.join(MISSING)}")
+    out = tmp_path_factory.mktemp("commands")
+    return synthesize_corpus(out, n_train=36, n_dev=12, n_heldout=12, kind="commands", seed=2)
+
+
+@needs_synthesizers
+class TestCommandsCorpus:
+    def test_manifests_are_nemo_classification_manifests(self, commands_corpus):
+        """Every line has audio_filepath, duration and one of the 12 labels; spoken clips say
+        what they are (`text`); the data source finds nothing wrong with them."""
+        from neuralgraph_asr.data import AudioToClassificationLabelDataset
+
+        source = AudioToClassificationLabelDataset(COMMAND_LABELS)
+        for split in ("train", "dev", "heldout"):
+            rows = _rows(commands_corpus[split])
+            assert all(row["label"] in COMMAND_LABELS for row in rows)
+            for row in rows:
+                if row["label"] == "silence":
+                    assert "text" not in row and row["speaker"].startswith("noise:")
+                    assert row["duration"] == 1.0
+                elif row["label"] != "unknown":
+                    assert row["text"] == row["label"]
+            assert source.validate(split, manifest_filepath=str(commands_corpus[split])) == []
+        labels = {row["label"] for s in ("train", "dev", "heldout")
+                  for row in _rows(commands_corpus[s])}
+        assert len(labels) >= 8  # classes are drawn uniformly: most appear in 60 clips
+
+    def test_unknown_words_are_held_out_too(self, commands_corpus):
+        """`unknown` speaks built-in words that are not targets; dev and heldout use words that
+        train never does."""
+        train_words, held_words = synth.texts.unknown_words(synth.texts.COMMAND_WORDS)
+        assert not set(train_words) & set(held_words)
+        assert not set(train_words + held_words) & set(synth.texts.COMMAND_WORDS)
+        for split, pool in (("train", train_words), ("dev", held_words),
+                            ("heldout", held_words)):
+            spoken = [r["text"] for r in _rows(commands_corpus[split]) if r["label"] == "unknown"]
+            assert set(spoken) <= set(pool)
+
+    def test_heldout_voices_labels_and_noise_files(self, commands_corpus):
+        """Heldout speech comes from the held-out voices only; labels.json lists the classes;
+        noise/ holds 32 background-noise files of 4 s with their manifest."""
+        root = commands_corpus["train"].parent
+        heldout = {_base(r["speaker"]) for r in _rows(commands_corpus["heldout"])
+                   if not r["speaker"].startswith("noise:")}
+        assert heldout <= set(DEFAULT_HELDOUT_VOICES)
+        assert json.loads((root / "labels.json").read_text()) == COMMAND_LABELS
+        noise = _rows(root / "noise_manifest.json")
+        assert len(noise) == 32 and {r["duration"] for r in noise} == {4.0}
+        assert all(sf.info(root / r["audio_filepath"]).samplerate == 16000 for r in noise)
+        levels = [20 * np.log10(np.sqrt(np.mean(sf.read(root / r["audio_filepath"])[0] ** 2)))
+                  for r in noise]
+        assert all(-70.5 < level < -29.5 for level in levels)
+
+
+class TestCommandWords:
+    def test_unknown_pool_leaves_out_targets_and_homophones(self):
+        """A target word and the words that sound like it never speak `unknown`."""
+        train, held = synth.texts.unknown_words(["red", "one", "lights"])
+        pool = set(train + held)
+        assert not pool & {"red", "read", "one", "won", "lights"}
+        assert "blue" in pool
+
+    @pytest.mark.parametrize(("words", "match"), [
+        ([], "at least one word"),
+        (["go", "Go"], "distinct"),
+        (["silence"], "class the corpus makes itself"),
+        (["caf\u00e9"], "outside a-z"),
+    ])
+    def test_bad_words(self, tmp_path, words, match):
+        with pytest.raises(UserError, match=match):
+            synthesize_corpus(tmp_path, n_train=2, n_dev=0, n_heldout=0, kind="commands",
+                              words=words)
+
+    def test_words_need_kind_commands(self, tmp_path):
+        with pytest.raises(UserError, match="words are the targets of --kind commands"):
+            synthesize_corpus(tmp_path, n_train=2, n_dev=0, n_heldout=0, words=["yes"])
+
+    @needs_espeak
+    def test_own_words_from_the_command_line(self, tmp_path, capsys):
+        """`asr synth --kind commands --words ...` speaks the user's words and prints and
+        writes the labels to train with."""
+        parser = argparse.ArgumentParser()
+        configure_synth_parser(parser)
+        args = parser.parse_args(
+            ["--out", str(tmp_path), "--kind", "commands", "--words", "lights", "Curtains",
+             "--train", "12", "--dev", "0", "--heldout", "0",
+             "--voices", "espeak:en-us", "espeak:en-gb", "--heldout-voices", "espeak:en-gb"]
+        )  # fmt: skip
+        assert run_synth(args) == 0
+        labels = ["lights", "curtains", "unknown", "silence"]
+        assert json.loads((tmp_path / "labels.json").read_text()) == labels
+        assert {r["label"] for r in _rows(tmp_path / "train_manifest.json")} <= set(labels)
+        assert "labels   lights curtains unknown silence" in capsys.readouterr().out

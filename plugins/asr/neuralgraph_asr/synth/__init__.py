@@ -18,6 +18,11 @@ Each manifest line is ``{"audio_filepath": "train/00000.flac", "duration": 1.234
 for a pitch-shifted flite or festival utterance; paths are relative to the manifest's folder.
 Texts use only the 28-label character set (space, a-z, apostrophe).
 
+``kind="commands"`` makes a speech-commands classification corpus instead: each clip one of
+the target ``words`` (Speech Commands' ten by default), an `unknown` word of a built-in list,
+or `silence` (background noise alone), with NeMo's ``label`` key, ``labels.json`` and
+``noise/`` files of background noise for augmentation.
+
 Every random choice is drawn in the parent process from the seed (one stream per split), so the
 corpus is the same whatever the number of workers; the workers only run the synthesizers.
 
@@ -31,7 +36,14 @@ from __future__ import annotations
 
 from neuralgraph_asr.synth.cli import configure_synth_parser, run_synth
 from neuralgraph_asr.synth.corpus import KINDS, SPLITS, synthesize_corpus
-from neuralgraph_asr.synth.texts import CHARSET, digit_text, sentence_pool
+from neuralgraph_asr.synth.texts import (
+    CHARSET,
+    COMMAND_WORDS,
+    UNKNOWN_WORDS,
+    digit_text,
+    sentence_pool,
+    unknown_words,
+)
 from neuralgraph_asr.synth.voices import (
     DEFAULT_HELDOUT_VOICES,
     DEFAULT_VOICES,
@@ -55,6 +67,9 @@ __all__ = [
     "CHARSET",
     "digit_text",
     "sentence_pool",
+    "COMMAND_WORDS",
+    "UNKNOWN_WORDS",
+    "unknown_words",
     # the command line
     "configure_synth_parser",
     "run_synth",

@@ -55,7 +55,12 @@ def configure_synth_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", type=int, default=400, help="train utterances (400)")
     parser.add_argument("--dev", type=int, default=60, help="dev utterances, train voices (60)")
     parser.add_argument("--heldout", type=int, default=60, help="heldout-voice utterances (60)")
-    parser.add_argument("--kind", choices=KINDS, default="digits", help="texts (digits)")
+    parser.add_argument("--kind", choices=KINDS, default="digits",
+                        help="texts (digits); commands: a speech-commands classification "
+                             "corpus of --words, `unknown` words and `silence`")
+    parser.add_argument("--words", nargs="+", metavar="WORD", default=None,
+                        help="the target words of --kind commands (default: Speech Commands' "
+                             "yes no up down left right on off stop go)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument("--workers", type=int, default=2, help="synthesizer processes (2)")
     parser.add_argument(
@@ -107,6 +112,7 @@ def run_synth(args: argparse.Namespace) -> int:
             noise_snr_db=tuple(args.noise_snr) if args.noise_snr else None,
             bits=args.bits,
             progress=progress,
+            words=args.words,
         )
     elapsed = time.perf_counter() - start
     for split, path in manifests.items():
@@ -114,5 +120,8 @@ def run_synth(args: argparse.Namespace) -> int:
         hours = sum(r["duration"] for r in rows) / 3600
         speakers = len({r["speaker"] for r in rows})
         print(f"{split:8s} {len(rows):6d} utterances {hours:7.3f} h {speakers:4d} voices  {path}")
+    labels = Path(args.out) / "labels.json"
+    if args.kind == "commands" and labels.is_file():
+        print(f"labels   {' '.join(json.loads(labels.read_text(encoding='utf-8')))}  {labels}")
     print(f"synthesized in {elapsed:.1f} s")
     return 0

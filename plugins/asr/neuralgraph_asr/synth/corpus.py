@@ -1,5 +1,7 @@
 """The corpus: the plan of each split drawn from the seed, the argument checks, the worker
-pool, and the manifests (``synthesize_corpus``).
+pool, and the manifests (``synthesize_corpus``). A ``commands`` corpus is a classification
+corpus: isolated words, `unknown` words and `silence` (background noise), with NeMo's
+``label`` key, plus noise files for augmentation.
 """
 
 from __future__ import annotations
@@ -14,8 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from neuralgraph import UserError
-from neuralgraph_asr.synth.render import _SUBTYPES, _batches, _Job, _render
-from neuralgraph_asr.synth.texts import _split_sentences, digit_text, sentence_pool
+from neuralgraph_asr.synth.render import _SUBTYPES, NOISE_KINDS, _batches, _Job, _render
+from neuralgraph_asr.synth.texts import (
+    COMMAND_WORDS,
+    SPECIAL_LABELS,
+    _split_sentences,
+    check_words,
+    digit_text,
+    sentence_pool,
+    unknown_words,
+)
 from neuralgraph_asr.synth.voices import (
     DEFAULT_HELDOUT_VOICES,
     DEFAULT_VOICES,
@@ -27,7 +37,9 @@ from neuralgraph_asr.synth.voices import (
 )
 
 SPLITS = ("train", "dev", "heldout")
-KINDS = ("digits", "sentences", "mixed")
+KINDS = ("digits", "sentences", "mixed", "commands")
+NOISE_FILES = 32  # background-noise files of a commands corpus (noise/), for augmentation
+NOISE_FILE_SECONDS = 4.0
 
 # progress(split, utterances done, utterances of the split), called in the parent process
 Progress = Callable[[str, int, int], None]
@@ -42,6 +54,20 @@ def _pick_voice(rng: random.Random, voices: Sequence[str]) -> tuple[str, str]:
         by_engine.setdefault(engine, []).append(name)
     engine = rng.choice(sorted(by_engine))
     return engine, rng.choice(by_engine[engine])
+
+
+def _speech_job(rng: random.Random, out_path: str, text: str, voices: Sequence[str],
+                split: str, noise_snr_db: tuple[float, float] | None, subtype: str,
+                label: str = "") -> _Job:
+    """One utterance of ``text`` by a voice drawn from ``voices``, its prosody drawn."""
+    engine, name = _pick_voice(rng, voices)
+    variant = rng.choice(ESPEAK_VARIANTS) if engine == "espeak" else ""
+    shift = rng.uniform(*SHIFT_CENTS) if engine != "espeak" and split != "heldout" else 0.0
+    snr = None if noise_snr_db is None else round(rng.uniform(*noise_snr_db), 2)
+    return _Job(out_path=out_path, text=text, engine=engine, voice=name, variant=variant,
+                rate=rng.randint(130, 200), pitch=rng.randint(30, 70),
+                stretch=round(rng.uniform(0.85, 1.2), 3), shift_cents=round(shift, 1),
+                seed=rng.getrandbits(63), snr_db=snr, subtype=subtype, label=label)
 
 
 def _plan_split(
@@ -61,26 +87,43 @@ def _plan_split(
     for i in range(n):
         use_digits = kind == "digits" or (kind == "mixed" and rng.random() < 0.5)
         text = digit_text(rng) if use_digits else rng.choice(sentences)
-        engine, name = _pick_voice(rng, voices)
-        variant = rng.choice(ESPEAK_VARIANTS) if engine == "espeak" else ""
-        shift = rng.uniform(*SHIFT_CENTS) if engine != "espeak" and split != "heldout" else 0.0
-        snr = None if noise_snr_db is None else round(rng.uniform(*noise_snr_db), 2)
-        jobs.append(
-            _Job(
-                out_path=f"{split}/{i:05d}.flac",
-                text=text,
-                engine=engine,
-                voice=name,
-                variant=variant,
-                rate=rng.randint(130, 200),
-                pitch=rng.randint(30, 70),
-                stretch=round(rng.uniform(0.85, 1.2), 3),
-                shift_cents=round(shift, 1),
-                seed=rng.getrandbits(63),
-                snr_db=snr,
-                subtype=subtype,
-            )
-        )
+        jobs.append(_speech_job(rng, f"{split}/{i:05d}.flac", text, voices, split,
+                                noise_snr_db, subtype))
+    return jobs
+
+
+def _noise_job(rng: random.Random, out_path: str, seconds: float, subtype: str) -> _Job:
+    """A clip of background noise alone (``silence``), its kind drawn."""
+    return _Job(out_path=out_path, text="", engine="noise", voice=rng.choice(NOISE_KINDS),
+                variant="", rate=0, pitch=0, stretch=1.0, shift_cents=0.0,
+                seed=rng.getrandbits(63), snr_db=None, subtype=subtype, label="silence",
+                noise_seconds=seconds)
+
+
+def _plan_commands(
+    split: str,
+    n: int,
+    words: Sequence[str],
+    unknown: tuple[list[str], list[str]],
+    voices: Sequence[str],
+    seed: int,
+    noise_snr_db: tuple[float, float] | None,
+    subtype: str,
+) -> list[_Job]:
+    """``n`` clips of one split: each class (a word, `unknown`, `silence`) equally likely.
+    `unknown` speaks a word of the train pool in train, of the dev/heldout pool otherwise."""
+    rng = random.Random(f"neuralgraph-synth:{seed}:{split}:commands")
+    pool = unknown[0] if split == "train" else unknown[1]
+    classes = [*words, *SPECIAL_LABELS]
+    jobs = []
+    for i in range(n):
+        label = rng.choice(classes)
+        path = f"{split}/{i:05d}.flac"
+        if label == "silence":
+            jobs.append(_noise_job(rng, path, 1.0, subtype))
+            continue
+        text = rng.choice(pool) if label == "unknown" else label
+        jobs.append(_speech_job(rng, path, text, voices, split, noise_snr_db, subtype, label))
     return jobs
 
 
@@ -112,9 +155,14 @@ def _manifest_entry(job: _Job, samples: int) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "audio_filepath": job.out_path,
         "duration": round(samples / SAMPLE_RATE, 4),
-        "text": job.text,
-        "speaker": job.speaker,
     }
+    if job.label:
+        entry["label"] = job.label  # a commands corpus: NeMo's classification manifest
+        if job.text:
+            entry["text"] = job.text  # what was said (the word behind `unknown`)
+    else:
+        entry["text"] = job.text
+    entry["speaker"] = job.speaker
     if job.shift_cents:
         entry["pitch_shift_cents"] = job.shift_cents
     return entry
@@ -182,6 +230,7 @@ def synthesize_corpus(
     noise_snr_db: tuple[float, float] | None = None,
     bits: int = 16,
     progress: Progress | None = None,
+    words: Sequence[str] | None = None,
 ) -> dict[str, Path]:
     """Synthesize a train/dev/heldout corpus of 16 kHz mono FLAC files with manifests.
 
@@ -189,7 +238,10 @@ def synthesize_corpus(
         out_dir: folder for ``{split}_manifest.json`` and the ``{split}/NNNNN.flac`` files.
         n_train, n_dev, n_heldout: utterances per split (a split with 0 is not written).
         kind: "digits" (1-7 spoken digits), "sentences" (short sentences; dev/heldout use
-            sentences that train never sees) or "mixed" (half and half).
+            sentences that train never sees), "mixed" (half and half) or "commands" (a
+            classification corpus: each clip one of ``words``, an `unknown` word or
+            `silence`, equally likely; manifests with NeMo's ``label`` key, ``labels.json``,
+            and ``noise/`` files of background noise with ``noise_manifest.json``).
         seed: the same seed gives the same corpus, whatever ``workers``.
         workers: processes running the synthesizers.
         voices: base voices "engine:name" (espeak accents get random variants).
@@ -200,6 +252,8 @@ def synthesize_corpus(
         progress: called as ``progress(split, done, total)`` with each split's count of
             utterances written: first with 0 for every split, then as worker batches finish
             (the splits advance together), last with ``done == total``. None: no reports.
+        words: the target words of a commands corpus (default Speech Commands' ten: yes no
+            up down left right on off stop go); only with ``kind="commands"``.
 
     Returns:
         split name -> manifest path, for the splits written.
@@ -209,6 +263,13 @@ def synthesize_corpus(
     """
     counts = {"train": n_train, "dev": n_dev, "heldout": n_heldout}
     _check_args(counts, kind, workers, noise_snr_db)
+    if words is not None and kind != "commands":
+        raise UserError(f"words are the targets of --kind commands (got --kind {kind})")
+    if kind == "commands":
+        try:
+            words = check_words(COMMAND_WORDS if words is None else words)
+        except ValueError as err:
+            raise UserError(str(err)) from None
     if bits not in _SUBTYPES:
         raise UserError(f"bits must be 16 or 8 (got {bits})")
     _check_voice_names(voices, heldout_voices)
@@ -221,21 +282,35 @@ def synthesize_corpus(
     _check_installed(used)
 
     root = Path(out_dir)
-    texts = _split_sentences(sentence_pool())
-    plans = {
-        split: _plan_split(
-            split,
-            n,
-            kind,
-            heldout_voices if split == "heldout" else train_voices,
-            seed,
-            noise_snr_db,
-            texts,
-            _SUBTYPES[bits],
-        )
-        for split, n in counts.items()
-        if n > 0
-    }
+    if kind == "commands":
+        assert words is not None
+        pools = unknown_words(words)
+        plans = {
+            split: _plan_commands(split, n, words, pools,
+                                  heldout_voices if split == "heldout" else train_voices,
+                                  seed, noise_snr_db, _SUBTYPES[bits])
+            for split, n in counts.items()
+            if n > 0
+        }
+        rng = random.Random(f"neuralgraph-synth:{seed}:noise")
+        plans["noise"] = [_noise_job(rng, f"noise/{i:05d}.flac", NOISE_FILE_SECONDS,
+                                     _SUBTYPES[bits]) for i in range(NOISE_FILES)]
+    else:
+        texts = _split_sentences(sentence_pool())
+        plans = {
+            split: _plan_split(
+                split,
+                n,
+                kind,
+                heldout_voices if split == "heldout" else train_voices,
+                seed,
+                noise_snr_db,
+                texts,
+                _SUBTYPES[bits],
+            )
+            for split, n in counts.items()
+            if n > 0
+        }
     for split in plans:
         _prepare_folder(root / split)
     tasks = _batches([job for jobs in plans.values() for job in jobs])
@@ -244,4 +319,8 @@ def synthesize_corpus(
     for split, jobs in plans.items():
         manifests[split] = root / f"{split}_manifest.json"
         _write_manifest(manifests[split], jobs, [lengths[job.out_path] for job in jobs])
+    if kind == "commands":
+        assert words is not None
+        labels = root / "labels.json"
+        labels.write_text(json.dumps([*words, *SPECIAL_LABELS]) + "\n", encoding="utf-8")
     return manifests

@@ -1,6 +1,7 @@
 """What runs in the workers: an utterance's job (all randomness already drawn), the
-synthesizers, resampling to 16 kHz, pitch shift, trimming, noise and level, the FLAC files, and
-the batching of jobs into worker tasks.
+synthesizers, resampling to 16 kHz, pitch shift, trimming, noise and level, clips of background
+noise alone (a commands corpus's `silence` and its noise files), the FLAC files, and the
+batching of jobs into worker tasks.
 """
 
 from __future__ import annotations
@@ -37,10 +38,14 @@ class _Job:
     seed: int  # post-processing: trim margins, level, noise
     snr_db: float | None
     subtype: str  # FLAC sample format: PCM_16 or PCM_S8
+    label: str = ""  # a commands corpus's class: the word, "unknown" or "silence"
+    noise_seconds: float = 0.0  # > 0: a clip of background noise alone (engine "noise")
 
     @property
     def speaker(self) -> str:
         """The voice identity recorded in the manifest, e.g. ``espeak:en-gb-x-rp+f3``."""
+        if self.engine == "noise":
+            return f"noise:{self.voice}"
         suffix = f"+{self.variant}" if self.variant else ""
         return f"{self.engine}:{self.voice}{suffix}"
 
@@ -127,6 +132,38 @@ def _coloured_noise(rng: np.random.Generator, n: int) -> np.ndarray:
     return noise / (np.sqrt(np.mean(noise**2)) + 1e-12)
 
 
+NOISE_KINDS = ("coloured", "hum", "rumble")
+
+
+def _background(job: _Job) -> np.ndarray:
+    """A clip of background noise alone, ``job.noise_seconds`` long at 16 kHz: (T,).
+
+    ``job.voice`` is its kind: ``coloured`` (1/f^a, a in [0, 1.5]), ``hum`` (mains hum at 50
+    or 60 Hz with harmonics, over faint coloured noise) or ``rumble`` (low-passed noise that
+    swells and fades: traffic, wind). The RMS level is drawn in [-70, -30] dBFS.
+    """
+    rng = np.random.default_rng(job.seed)
+    n = max(1, round(job.noise_seconds * SAMPLE_RATE))
+    if job.voice == "hum":
+        t = np.arange(n) / SAMPLE_RATE
+        base = rng.choice((50.0, 60.0))
+        audio = sum(rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * base * k * t
+                                                       + rng.uniform(0, 2 * np.pi))
+                    for k in range(1, 6))
+        audio = audio / np.sqrt(np.mean(audio**2)) + 0.1 * _coloured_noise(rng, n)
+    elif job.voice == "rumble":
+        audio = np.cumsum(rng.standard_normal(n))  # brown noise: energy below ~100 Hz
+        audio -= np.convolve(audio, np.ones(801) / 801, mode="same")  # remove the drift
+        swell = 1 + 0.8 * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * np.arange(n)
+                                 / SAMPLE_RATE + rng.uniform(0, 2 * np.pi))
+        audio = audio * swell
+    else:
+        audio = _coloured_noise(rng, n)
+    audio = audio / (np.sqrt(np.mean(audio**2)) + 1e-12)
+    audio *= 10 ** (rng.uniform(-70.0, -30.0) / 20)
+    return np.clip(audio, -1.0, 1.0).astype(np.float32)
+
+
 def _postprocess(audio: np.ndarray, job: _Job) -> np.ndarray:
     """Trim, pad 30-150 ms of silence each side, set the level, add noise: (T,) -> (T',)."""
     rng = np.random.default_rng(job.seed)
@@ -144,6 +181,14 @@ def _postprocess(audio: np.ndarray, job: _Job) -> np.ndarray:
 def _render(task: tuple[Sequence[_Job], str]) -> list[int]:
     """Synthesize a batch of utterances and write their FLAC files; returns their lengths."""
     jobs, root = task
+    if all(job.engine == "noise" for job in jobs):
+        lengths = []
+        for job in jobs:
+            out = _background(job)
+            sf.write(Path(root) / job.out_path, out, SAMPLE_RATE, format="FLAC",
+                     subtype=job.subtype)
+            lengths.append(len(out))
+        return lengths
     if all(job.engine == "festival" for job in jobs):
         with tempfile.TemporaryDirectory(prefix="ng-festival-") as tmp:
             audios = _festival_batch(jobs, Path(tmp))
@@ -161,7 +206,10 @@ def _batches(jobs: Sequence[_Job], size: int = 8, festival_size: int = 32) -> li
     """Worker tasks: festival utterances in large batches (first, they take longest), others
     in small ones."""
     festival = [j for j in jobs if j.engine == "festival"]
-    others = [j for j in jobs if j.engine != "festival"]
-    return [festival[i : i + festival_size] for i in range(0, len(festival), festival_size)] + [
-        others[i : i + size] for i in range(0, len(others), size)
-    ]
+    noise = [j for j in jobs if j.engine == "noise"]
+    others = [j for j in jobs if j.engine not in ("festival", "noise")]
+    return (
+        [festival[i : i + festival_size] for i in range(0, len(festival), festival_size)]
+        + [others[i : i + size] for i in range(0, len(others), size)]
+        + [noise[i : i + festival_size] for i in range(0, len(noise), festival_size)]
+    )

@@ -1,5 +1,6 @@
-"""What is spoken: digit strings and short sentences, all within the 28-label character set
-(space, a-z, apostrophe), and the split of the sentence pool between train and dev/heldout.
+"""What is spoken: digit strings, short sentences and isolated words (speech commands and
+the `unknown` words), all within the 28-label character set (space, a-z, apostrophe), and the
+split of the sentence and unknown-word pools between train and dev/heldout.
 """
 
 from __future__ import annotations
@@ -113,4 +114,80 @@ def _split_sentences(pool: Sequence[str]) -> tuple[list[str], list[str]]:
     train, held = [], []
     for s in pool:
         (held if zlib.crc32(s.encode()) % _EVAL_SENTENCE_SHARE == 0 else train).append(s)
+    return train, held
+
+
+# Speech Commands v1's ten words (its 12-class task adds `unknown` and `silence`).
+COMMAND_WORDS: tuple[str, ...] = (
+    "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+)  # fmt: skip
+# Common English words spoken for the `unknown` class: Speech Commands' twenty auxiliary words,
+# everyday nouns, verbs and adjectives, and a few that sound near a command word ("yet",
+# "town", "lift", "top") so that a model learns the words themselves, not their first sound.
+# None is a command word or sounds the same as one ("know", "write" are left out).
+UNKNOWN_WORDS: tuple[str, ...] = (
+    "bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin", "nine",
+    "one", "seven", "sheila", "six", "three", "tree", "two", "wow", "zero",
+    "apple", "baby", "back", "ball", "bank", "basket", "bear", "bell", "big", "black", "blue",
+    "boat", "book", "box", "boy", "bread", "brown", "bus", "butter", "cake", "call", "car",
+    "card", "chair", "cheese", "chicken", "city", "clock", "cloud", "coat", "coffee", "cold",
+    "come", "cook", "corn", "dance", "dark", "day", "desk", "door", "dream", "drink",
+    "duck", "egg", "face", "farm", "fast", "father", "fire", "fish", "flower", "food", "foot",
+    "forest", "friend", "frog", "garden", "girl", "glass", "gold", "grass", "green", "hand",
+    "hat", "head", "heart", "hello", "help", "hill", "home", "horse", "hot", "jump", "key",
+    "king", "kitchen", "lamp", "leaf", "letter", "light", "lion", "long", "lunch", "man",
+    "milk", "money", "monkey", "moon", "morning", "mother", "mountain", "mouse", "music",
+    "name", "night", "nose", "ocean", "orange", "paper", "park", "party", "pencil", "phone",
+    "picture", "pig", "pink", "plant", "play", "please", "queen", "rabbit", "rain", "red",
+    "river", "road", "rock", "room", "round", "run", "salt", "sand", "school", "sea", "shoe",
+    "shop", "short", "sister", "sleep", "slow", "small", "snow", "song", "star", "street",
+    "sugar", "summer", "sun", "table", "tea", "thank", "time", "today", "toy", "train",
+    "water", "week", "white", "window", "winter", "wood", "yellow", "zoo",
+    "yet", "now", "cup", "town", "lift", "bright", "top", "goal", "often", "upper",
+)  # fmt: skip
+# Words that sound like another, so that a target word's homophones never speak `unknown`.
+_HOMOPHONES: dict[str, tuple[str, ...]] = {
+    "no": ("know",), "right": ("write", "rite", "wright"), "two": ("to", "too"),
+    "four": ("for", "fore"), "eight": ("ate",), "one": ("won",), "sea": ("see",),
+    "sun": ("son",), "knight": ("night",), "night": ("knight",), "hi": ("high",),
+    "high": ("hi",), "bear": ("bare",), "tea": ("tee",), "week": ("weak",),
+    "red": ("read",), "road": ("rode", "rowed"), "flower": ("flour",), "hole": ("whole",),
+    "whole": ("hole",), "pair": ("pear", "pare"), "pear": ("pair",), "mail": ("male",),
+}  # fmt: skip
+SPECIAL_LABELS = ("unknown", "silence")
+
+
+def check_words(words: Sequence[str]) -> list[str]:
+    """The target words of a commands corpus, lowercased; a UserError-worthy ``ValueError``
+    for an empty list, a duplicate, a reserved label or a character outside the charset."""
+    cleaned = [" ".join(str(w).lower().split()) for w in words]
+    if not cleaned:
+        raise ValueError("--words needs at least one word")
+    for word in cleaned:
+        if not word:
+            raise ValueError("a word cannot be empty")
+        if word in SPECIAL_LABELS:
+            raise ValueError(f"{word!r} is the label of a class the corpus makes itself; "
+                             "choose another word")
+        bad = sorted({ch for ch in word if ch not in CHARSET})
+        if bad:
+            raise ValueError(f"word {word!r} has characters outside a-z, space and "
+                             f"apostrophe: {''.join(bad)!r}")
+    dupes = sorted({w for w in cleaned if cleaned.count(w) > 1})
+    if dupes:
+        raise ValueError(f"words must be distinct (given twice: {', '.join(dupes)})")
+    return cleaned
+
+
+def unknown_words(words: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The `unknown` pool for target ``words``: the built-in words that are neither a target
+    nor its homophone, split by a stable hash into (train words, dev/heldout words): one in
+    five is kept for dev and heldout, so those splits' unknown words are never trained on."""
+    taken = set(words)
+    for word in words:
+        taken.update(_HOMOPHONES.get(word, ()))
+    pool = [w for w in UNKNOWN_WORDS if w not in taken]
+    train, held = [], []
+    for word in pool:
+        (held if zlib.crc32(word.encode()) % _EVAL_SENTENCE_SHARE == 0 else train).append(word)
     return train, held
