@@ -76,3 +76,32 @@ def test_digits_bpe_script(tmp_path: Path) -> None:
     assert out.splitlines()[-1] == str(runs / "digits_bpe" / "smoke" / "digits_bpe.ngm")
     assert (tokenizer / "tokenizer.model").is_file()
     assert "training a 32-piece bpe tokenizer on 400 lines..." in err
+
+
+def test_speech_commands_script(tmp_path: Path) -> None:
+    """examples/asr/speech_commands.sh, run from another folder: synthesizes the commands
+    corpus into COMMANDS_DATA when missing (COMMANDS_WORDS: the user's own words), trains the
+    MatchboxNet recipe with the data's labels, passes its arguments as Hydra overrides and
+    prints the archive last; the archive classifies."""
+    data, runs = tmp_path / "home", tmp_path / "runs"
+    env = {"COMMANDS_DATA": str(data), "COMMANDS_EXP_DIR": str(runs), "COMMANDS_TRAIN": "24",
+           "COMMANDS_DEV": "8", "COMMANDS_HELDOUT": "8", "COMMANDS_WORDS": "lights curtains",
+           "COMMANDS_VERSION": "smoke"}  # fmt: skip
+    script = ROOT / "examples" / "asr" / "speech_commands.sh"
+    out, err = _run_script(script, tmp_path, env, "trainer.max_epochs=1", "seed=2")
+    archive = runs / "matchboxnet_3x1x64" / "smoke" / "matchboxnet_3x1x64.ngm"
+    assert out.splitlines()[-1] == str(archive)
+    for name in ("train", "dev", "heldout", "noise"):
+        assert (data / f"{name}_manifest.json").is_file()
+    assert "synth train: 24/24 utterances (100%)" in err
+    assert "held-out accuracy: neuralgraph evaluate --model" in err
+    graph = yaml.safe_load((archive.parent / "graph.yaml").read_text())
+    assert graph["labels"] == ["lights", "curtains", "unknown", "silence"]
+    assert graph["num_classes"] == 4 and graph["seed"] == 2
+    venv_bin = Path(sys.executable).parent
+    clip = data / "heldout" / "00000.flac"
+    result = subprocess.run([str(venv_bin / "neuralgraph"), "classify", "--model", str(archive),
+                             str(clip)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    path, label, confidence = result.stdout.strip().split("\t")
+    assert path == str(clip) and label in graph["labels"] and 0 < float(confidence) <= 1
