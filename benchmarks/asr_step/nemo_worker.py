@@ -1,9 +1,10 @@
 """Benchmark worker: QuartzNet 5x5 built from NVIDIA NeMo's own ASR modules, NeMo defaults.
 
-Runs under NeMo's venv (``/work/nemo_venv/bin/python``, see README.md), never neuralgraph's:
-NeMo is not a dependency of neuralgraph. The modules are the ones NeMo's ``EncDecCTCModel``
-wires (preprocessor → encoder → decoder → CTC loss), called directly, without Lightning, with
-the same optimizer as the other workers. Protocol: see ``common.py``.
+Runs under NeMo's venv (the repository's ``.nemo-venv/bin/python`` or ``--nemo-python``, see
+README.md), never neuralgraph's: NeMo is not a dependency of neuralgraph. The modules are the
+ones NeMo's ``EncDecCTCModel`` wires (preprocessor → encoder → decoder → CTC loss), called
+directly, without Lightning, with the same optimizer as the other workers. Protocol: see
+``common.py``.
 """
 
 from __future__ import annotations

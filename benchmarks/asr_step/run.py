@@ -29,7 +29,9 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 
 WORKERS = ("graph", "plain", "nemo")
-DEFAULT_NEMO_PYTHON = os.environ.get("NEMO_PYTHON", "/work/nemo_venv/bin/python")
+# NeMo's venv: $NEMO_PYTHON, else the repository's git-ignored .nemo-venv (README.md builds it).
+REPO_NEMO_PYTHON = HERE.parent.parent / ".nemo-venv" / "bin" / "python"
+DEFAULT_NEMO_PYTHON = os.environ.get("NEMO_PYTHON") or str(REPO_NEMO_PYTHON)
 
 
 class Worker:
@@ -217,7 +219,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--nemo-python",
         default=DEFAULT_NEMO_PYTHON,
-        help="python of NeMo's venv (default: $NEMO_PYTHON, else /work/nemo_venv/bin/python)",
+        help="python of NeMo's venv (default: $NEMO_PYTHON, else the repository's "
+        ".nemo-venv/bin/python)",
     )
     p.add_argument(
         "--python",
@@ -253,6 +256,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--which takes names from {','.join(WORKERS)}; got {sorted(unknown)}")
     if args.rounds < 1 or args.steps < 1:
         p.error("--rounds and --steps must be >= 1")
+    if "nemo" in args.which and not Path(args.nemo_python).exists():
+        p.error(
+            f"NeMo's python {args.nemo_python} does not exist: build the venv (README.md), pass "
+            "--nemo-python PATH/bin/python or set NEMO_PYTHON, or leave nemo out of --which"
+        )
     return args
 
 

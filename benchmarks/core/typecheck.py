@@ -5,7 +5,8 @@ Part 1 (module): a tiny ``NeuralModule`` forward three ways, interleaved in ever
 ``set_typecheck(True)``). Bodies: an identity forward called as ``m.forward(x=...)`` (the
 decorator alone), the same through ``nn.Module.__call__``, and a Linear 16->16 on an (8, 16)
 batch through ``__call__``. Reported: per-call overhead (variant minus plain, per round) in µs.
-With ``--nemo-python`` (default: /work/nemo_venv/bin/python when it exists) NeMo's
+With ``--nemo-python`` (default: ``$NEMO_PYTHON``, else the repository's ``.nemo-venv/bin/python``
+when it exists; see ../asr_step/README.md for building it) NeMo's
 ``@typecheck()`` runs on the same bodies in a worker process that takes its turn in every round.
 
 Part 2 (graph): ``GraphModel(...)(**data)`` in train mode under ``torch.no_grad`` on
@@ -43,7 +44,8 @@ from torch import nn  # noqa: E402
 import neuralgraph as ng  # noqa: E402
 from neuralgraph.module import iter_outputs  # noqa: E402
 
-DEFAULT_NEMO = "/work/nemo_venv/bin/python"
+# NeMo's venv: $NEMO_PYTHON, else the repository's git-ignored .nemo-venv (../asr_step/README.md).
+DEFAULT_NEMO = os.environ.get("NEMO_PYTHON") or str(_bench.REPO / ".nemo-venv" / "bin" / "python")
 VARIANTS = ("plain", "off", "on")
 
 
@@ -256,8 +258,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="few rounds, fewer calls (a smoke run)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 30)")
     p.add_argument("--calls", type=int, default=None, help="calls per measurement (20000)")
-    p.add_argument("--nemo-python", default=os.environ.get("NEMO_PYTHON", DEFAULT_NEMO),
-                   help="NeMo's python for the reference rows ('' to skip)")
+    p.add_argument("--nemo-python", default=DEFAULT_NEMO,
+                   help="NeMo's python for the reference rows (default: $NEMO_PYTHON, else "
+                        ".nemo-venv/bin/python in the repository; '' to skip)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (default 1: the tensors are tiny)")
     p.add_argument("--json", type=Path, help="write every measurement here")
@@ -276,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.nemo_python and Path(args.nemo_python).exists():
         print("starting NeMo worker (imports NeMo, ~15 s)...", file=sys.stderr)
         nemo = NemoWorker(args.nemo_python, args.calls, args.threads)
+    elif args.nemo_python:
+        print(f"no NeMo rows: {args.nemo_python} does not exist (--nemo-python, NEMO_PYTHON)",
+              file=sys.stderr)
     mod = module_cases(args.calls)
     nemo_times: dict[str, list[float]] = {}
 
