@@ -10,7 +10,22 @@ Protocol (one JSON object per line on the worker's stdout, commands one per line
   ``{"times": [wall s, ...], "cpu_times": [process CPU s, ...], "loss": last_loss}``;
 - ``preproc N`` → runs N preprocessor-only forward passes, prints
   ``{"times": [...], "cpu_times": [...]}``;
+- ``save_init PATH`` → writes the model's weights under their shared names (:func:`save_shared`);
+- ``load_init PATH`` → loads such a file (every shared name must be there) and starts a fresh
+  optimizer; prints ``{"loaded": N, "replaced_max_abs": {name: max |new - old|}}`` for the
+  preprocessor's window and filterbank;
+- ``check PATH`` → one untimed forward + backward pass in training mode with dither 0 and no
+  spectrogram augmentation, no optimizer step; writes the gradients (shared names) to PATH and
+  prints ``{"loss": x, "encoded_lengths": [...]}``;
+- ``check_fp64 PATH`` (plain worker only) → the same pass with the encoder, decoder and loss in
+  float64 on a copy of the model: the reference for float32 rounding;
 - ``quit``      → exits 0.
+
+Shared names are NeMo's state-dict keys (``encoder.encoder.0.mconv.0.conv.weight``,
+``decoder.decoder_layers.0.weight``, ``preprocessor.featurizer.fb``...): the plain worker's
+modules have the same attribute names, the graph worker's keys have a ``nodes.`` prefix, and the
+mel preprocessor's window and filterbank (non-persistent buffers in neuralgraph, so not in its
+state dict) are ``preprocessor.window`` / ``preprocessor.fb`` there (:func:`shared_name`).
 
 Anything a library prints goes to stderr: :func:`protocol_channel` moves fd 1 aside first.
 """
@@ -86,6 +101,101 @@ the driver passes ``--spec-augment`` (``ASR_STEP_SPEC_AUGMENT=1``)."""
 def spec_augment_on() -> bool:
     """Whether this run includes spec augmentation (``ASR_STEP_SPEC_AUGMENT=1``)."""
     return os.environ.get("ASR_STEP_SPEC_AUGMENT", "0") == "1"
+
+
+NEMO_FRAMING: dict[str, Any] = {"stft_pad_mode": "constant", "drop_last_frame": True}
+"""neuralgraph preprocessor parameters that give NeMo 3.0's framing (zero-padded STFT edges,
+floor(samples / hop) frames reported; ``neuralgraph import-nemo`` sets the same). The feature
+tensors have the same shape either way (1001 STFT frames padded to 1008 for 10 s); what changes
+is the reported length (1000 vs 1001 frames, 500 vs 501 after the encoder) and the edge frames,
+so the normalization statistics, the masks and the CTC loss."""
+
+
+def framing() -> str:
+    """``nemo`` (default: the graph and plain workers use :data:`NEMO_FRAMING`) or ``native``
+    (neuralgraph's own defaults: reflected edges, one frame more), from ``ASR_STEP_FRAMING``."""
+    value = os.environ.get("ASR_STEP_FRAMING", "nemo")
+    if value not in ("nemo", "native"):
+        raise ValueError(f"ASR_STEP_FRAMING must be 'nemo' or 'native', got {value!r}")
+    return value
+
+
+def framing_params() -> dict[str, Any]:
+    """Keyword arguments for neuralgraph's mel preprocessor under :func:`framing`."""
+    return dict(NEMO_FRAMING) if framing() == "nemo" else {}
+
+
+PREPROCESSOR_BUFFERS = ("window", "fb")
+"""The mel preprocessor's computed buffers, shared as ``preprocessor.featurizer.<name>`` (NeMo's
+keys; NeMo's filterbank comes from librosa, ours from torchaudio: up to ~1e-5 apart)."""
+
+
+def shared_name(key: str, prefix: str = "") -> str:
+    """Our key (``prefix`` + NeMo's key; ``preprocessor.fb`` for the filterbank) -> the shared
+    (NeMo) name. ``prefix`` is ``"nodes."`` for the graph worker, ``""`` for the plain one."""
+    if not key.startswith(prefix):
+        raise KeyError(f"{key!r} does not start with {prefix!r}")
+    key = key[len(prefix):]
+    head, _, last = key.rpartition(".")
+    if head == "preprocessor" and last in PREPROCESSOR_BUFFERS:
+        return f"preprocessor.featurizer.{last}"
+    return key
+
+
+def model_tensors(
+    model: torch.nn.Module, prefix: str = "", preprocessor: torch.nn.Module | None = None
+) -> dict[str, torch.Tensor]:
+    """Shared name -> the live tensor, for every entry of ``model.state_dict()`` (parameters
+    and persistent buffers) plus ``preprocessor``'s window and filterbank when given (ours are
+    not in the state dict)."""
+    tensors = {shared_name(k, prefix): t for k, t in model.state_dict(keep_vars=True).items()}
+    if preprocessor is not None:
+        for name in PREPROCESSOR_BUFFERS:
+            tensors[f"preprocessor.featurizer.{name}"] = getattr(preprocessor, name)
+    return tensors
+
+
+def model_grads(model: torch.nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Shared name -> gradient of each parameter that has one."""
+    return {
+        shared_name(k, prefix): p.grad.detach().clone()
+        for k, p in model.named_parameters()
+        if p.grad is not None
+    }
+
+
+def save_shared(tensors: dict[str, torch.Tensor], path: str) -> int:
+    """Writes ``tensors`` (shared names) with ``torch.save``; returns how many."""
+    torch.save({k: t.detach().clone().contiguous() for k, t in tensors.items()}, path)
+    return len(tensors)
+
+
+def load_shared(tensors: dict[str, torch.Tensor], path: str) -> dict[str, Any]:
+    """Copies the file's tensors into ``tensors`` (the live ones, shared names), reshaping where
+    the two layouts differ only in shape (NeMo's filterbank is (1, 64, 257), ours (64, 257)).
+
+    Raises ``KeyError`` naming what is missing on either side. Returns ``loaded`` (count) and
+    ``replaced_max_abs``: for the preprocessor's buffers, how far the loaded values are from the
+    ones the module had computed.
+    """
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    missing = sorted(set(tensors) - set(saved))
+    unexpected = sorted(set(saved) - set(tensors))
+    if missing or unexpected:
+        raise KeyError(f"shared weights do not match: missing {missing[:5]}, unexpected "
+                       f"{unexpected[:5]}")
+    replaced: dict[str, float] = {}
+    with torch.no_grad():
+        for name, target in tensors.items():
+            value = saved[name]
+            if value.numel() != target.numel():
+                raise ValueError(f"{name}: {tuple(value.shape)} saved, {tuple(target.shape)} here")
+            value = value.reshape(target.shape).to(target.dtype)
+            if name.startswith("preprocessor."):
+                diff = (value.double() - target.double()).abs()
+                replaced[name] = float(diff.max()) if diff.numel() else 0.0
+            target.copy_(value)
+    return {"loaded": len(saved), "replaced_max_abs": replaced}
 
 
 @dataclass(frozen=True)
@@ -188,15 +298,67 @@ def timed(n: int, fn: Callable[[], float | None]) -> dict[str, Any]:
     return {"times": times, "cpu_times": cpu_times, "last": last}
 
 
+@dataclass
+class Checkable:
+    """What the ``save_init`` / ``load_init`` / ``check`` commands need from a worker.
+
+    ``tensors()``: shared name -> live tensor (:func:`model_tensors`); ``grads()``: shared name
+    -> gradient; ``check_mode(on)``: dither 0 and no spectrogram augmentation while ``on``;
+    ``loss_and_lengths()``: one training-mode forward pass, the loss and the encoder's output
+    lengths; ``reset_optimizer()``: a fresh optimizer (after new weights).
+    """
+
+    tensors: Callable[[], dict[str, torch.Tensor]]
+    grads: Callable[[], dict[str, torch.Tensor]]
+    check_mode: Callable[[bool], None]
+    loss_and_lengths: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+    zero_grad: Callable[[], None]
+    reset_optimizer: Callable[[], None]
+
+
+def check_commands(c: Checkable) -> dict[str, Callable[[str], dict[str, Any]]]:
+    """The ``save_init``, ``load_init`` and ``check`` commands over ``c``."""
+
+    def save_init(path: str) -> dict[str, Any]:
+        return {"saved": save_shared(c.tensors(), path)}
+
+    def load_init(path: str) -> dict[str, Any]:
+        reply = load_shared(c.tensors(), path)
+        c.zero_grad()
+        c.reset_optimizer()
+        return reply
+
+    def check(path: str) -> dict[str, Any]:
+        c.zero_grad()
+        c.check_mode(True)
+        try:
+            loss, lengths = c.loss_and_lengths()
+            loss.backward()
+        finally:
+            c.check_mode(False)
+        grads = c.grads()
+        save_shared(grads, path)
+        c.zero_grad()
+        return {"loss": float(loss.detach()), "encoded_lengths": lengths.tolist(),
+                "grads": len(grads)}
+
+    return {"save_init": save_init, "load_init": load_init, "check": check}
+
+
 def serve_module(
     name: str,
     build: Callable[[], torch.nn.Module],
     versions: dict[str, str],
     info: Callable[[torch.nn.Module], dict[str, Any]] | None = None,
     out: TextIO | None = None,
+    more_commands: Callable[[Any, Batch], dict[str, Callable[[str], dict[str, Any]]]]
+    | None = None,
 ) -> None:
     """Serve a module built by ``build()`` (called after the batch is made and the seed set to
-    0) whose ``forward(batch)`` is the loss and ``features(batch)`` the preprocessor."""
+    0) whose ``forward(batch)`` is the loss, ``outputs(batch)`` the loss and the encoder's
+    output lengths, ``features(batch)`` the preprocessor, ``tensors()`` its shared weights and
+    ``check_mode(on)`` switches dither and spectrogram augmentation off while ``on``.
+    ``more_commands(model, batch)``: further one-argument commands."""
     batch = make_batch(spec_from_env())
     torch.manual_seed(0)
     model = build()
@@ -214,8 +376,23 @@ def serve_module(
         with torch.no_grad():
             model.features(batch)
 
+    def reset_optimizer() -> None:
+        nonlocal opt
+        opt = make_optimizer(model.parameters())
+
+    checkable = Checkable(
+        tensors=model.tensors,  # type: ignore[arg-type, operator]
+        grads=lambda: model_grads(model),
+        check_mode=model.check_mode,  # type: ignore[arg-type]
+        loss_and_lengths=lambda: model.outputs(batch),  # type: ignore[operator]
+        zero_grad=lambda: opt.zero_grad(set_to_none=True),
+        reset_optimizer=reset_optimizer,
+    )
     extra = info(model) if info is not None else None
-    serve(name, count_params(model), versions, step, preproc, extra, out=out)
+    commands = check_commands(checkable)
+    if more_commands is not None:
+        commands.update(more_commands(model, batch))
+    serve(name, count_params(model), versions, step, preproc, extra, out=out, commands=commands)
 
 
 def serve(
@@ -226,9 +403,14 @@ def serve(
     preproc: Callable[[], None],
     info: dict[str, Any] | None = None,
     out: TextIO | None = None,
+    commands: dict[str, Callable[[str], dict[str, Any]]] | None = None,
 ) -> None:
-    """Answers the driver's commands on stdin until ``quit`` or end of input."""
+    """Answers the driver's commands on stdin until ``quit`` or end of input.
+
+    ``commands``: more commands taking one argument (a path), e.g. :func:`check_commands`.
+    """
     out = out if out is not None else sys.stdout
+    commands = commands or {}
     hello = {
         "ready": True,
         "name": name,
@@ -236,6 +418,7 @@ def serve(
         "versions": versions,
         "threads": torch.get_num_threads(),
         "spec_augment": spec_augment_on(),
+        "commands": sorted(commands),
         **(info or {}),
     }
     print(json.dumps(hello), file=out, flush=True)
@@ -246,6 +429,11 @@ def serve(
         if words[0] == "quit":
             break
         try:
+            if words[0] in commands:
+                if len(words) != 2:
+                    raise ValueError(f"{words[0]} takes one argument (a path)")
+                print(json.dumps(commands[words[0]](words[1])), file=out, flush=True)
+                continue
             n = int(words[1]) if len(words) > 1 else 1
             if words[0] == "step":
                 reply: dict[str, Any] = timed(n, step)

@@ -58,6 +58,34 @@ def spec_augment_overrides(path: Path) -> list[str]:
     return overrides
 
 
+def framing_overrides(path: Path) -> list[str]:
+    """Overrides that give every mel preprocessor node of the YAML :func:`common.framing_params`
+    (NeMo 3.0's framing unless ``ASR_STEP_FRAMING=native``)."""
+    import yaml
+
+    with open(path) as f:
+        nodes = (yaml.safe_load(f) or {}).get("nodes", {}) or {}
+    overrides = []
+    for name, node in nodes.items():
+        if str(node.get("module", "")).rpartition(".")[2] != "AudioToMelSpectrogramPreprocessor":
+            continue
+        params = node.get("params") or {}
+        overrides += [
+            f"{'' if key in params else '+'}nodes.{name}.params.{key}="
+            f"{str(value).lower() if isinstance(value, bool) else value}"
+            for key, value in common.framing_params().items()
+        ]
+    return overrides
+
+
+def encoder_node(graph: Any) -> str | None:
+    """The name of the graph's ConvASREncoder node."""
+    for name, node in graph.config.get("nodes", {}).items():
+        if str(node.get("module", "")).rpartition(".")[2] == "ConvASREncoder":
+            return str(name)
+    return None
+
+
 def encoder_jasper(graph: Any) -> list[dict[str, Any]] | None:
     """The ``jasper`` block list of the graph's ConvASREncoder node (to compare with common's)."""
     for node in graph.config.get("nodes", {}).values():
@@ -81,7 +109,7 @@ def main() -> None:
     import neuralgraph
 
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_GRAPH
-    overrides = spec_augment_overrides(path) + sys.argv[2:]
+    overrides = spec_augment_overrides(path) + framing_overrides(path) + sys.argv[2:]
     batch = common.make_batch(common.spec_from_env())
     torch.manual_seed(0)
     graph = neuralgraph.Graph.from_yaml(str(path), overrides=overrides)
@@ -111,6 +139,38 @@ def main() -> None:
             else:
                 raise RuntimeError("no AudioToMelSpectrogramPreprocessor module in the graph")
 
+    augments = [m for m in model.modules() if type(m).__name__ == "SpectrogramAugmentation"]
+    mask_counts = ("freq_masks", "time_masks", "rect_masks")
+    saved = {"dither": pre.dither if pre is not None else 0.0,
+             "masks": [{k: getattr(m, k) for k in mask_counts} for m in augments]}
+
+    def check_mode(on: bool) -> None:
+        """Dither 0 and every SpectrogramAugmentation node an identity (no masks) while on."""
+        if pre is not None:
+            pre.dither = 0.0 if on else saved["dither"]
+        for module, counts in zip(augments, saved["masks"], strict=True):
+            for key, value in counts.items():
+                setattr(module, key, 0 if on else value)
+
+    lengths_key = f"{encoder_node(graph)}.encoded_lengths"
+
+    def loss_and_lengths() -> tuple[torch.Tensor, torch.Tensor]:
+        out = model(**inputs)
+        return out[loss_key], out[lengths_key]
+
+    def reset_optimizer() -> None:
+        nonlocal opt
+        opt = common.make_optimizer(model.parameters())
+
+    checkable = common.Checkable(
+        tensors=lambda: common.model_tensors(model, "nodes.", pre),
+        grads=lambda: common.model_grads(model, "nodes."),
+        check_mode=check_mode,
+        loss_and_lengths=loss_and_lengths,
+        zero_grad=lambda: opt.zero_grad(set_to_none=True),
+        reset_optimizer=reset_optimizer,
+    )
+
     versions = {"torch": torch.__version__, "neuralgraph": neuralgraph.__version__}
     info = {
         "graph": str(path),
@@ -119,8 +179,10 @@ def main() -> None:
         "nodes": list(graph.config.get("nodes", {})),
         "preprocessor_found": pre is not None,
         "jasper_matches": encoder_jasper(graph) == common.QUARTZNET_5X5,
+        "framing": common.framing(),
     }
-    common.serve("graph", common.count_params(model), versions, step, preproc, info, out=out)
+    common.serve("graph", common.count_params(model), versions, step, preproc, info, out=out,
+                 commands=common.check_commands(checkable))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,17 @@ class NemoModel(torch.nn.Module):
             from nemo.collections.asr.modules import SpectrogramAugmentation
 
             self.spec_augment = SpectrogramAugmentation(**common.SPEC_AUGMENT)
+        self.checking = False
+        self.dither = self.preprocessor.featurizer.dither
+
+    def check_mode(self, on: bool) -> None:
+        """Dither 0 and no spectrogram augmentation while ``on`` (the equivalence check)."""
+        self.checking = on
+        self.preprocessor.featurizer.dither = 0.0 if on else self.dither
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Shared name -> live tensor: NeMo's state dict (its keys are the shared names)."""
+        return common.model_tensors(self)
 
     def features(self, batch: common.Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """processed_signal (B, 64, T_frames) and processed_length (B,)."""
@@ -49,17 +60,22 @@ class NemoModel(torch.nn.Module):
 
     def forward(self, batch: common.Batch) -> torch.Tensor:
         """The scalar CTC loss of ``batch`` (as EncDecCTCModel.forward + training_step)."""
+        return self.outputs(batch)[0]
+
+    def outputs(self, batch: common.Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scalar CTC loss of ``batch`` and the encoder's output lengths."""
         signal, length = self.features(batch)
-        if self.spec_augment is not None and self.training:
+        if self.spec_augment is not None and self.training and not self.checking:
             signal = self.spec_augment(input_spec=signal, length=length)
         encoded, encoded_len = self.encoder(audio_signal=signal, length=length)
         log_probs = self.decoder(encoder_output=encoded)
-        return self.ctc(
+        loss = self.ctc(
             log_probs=log_probs,
             targets=batch.transcripts,
             input_lengths=encoded_len,
             target_lengths=batch.transcript_length,
         )
+        return loss, encoded_len
 
 
 def main() -> None:

@@ -7,11 +7,13 @@ modules are called directly, like a user would without neuralgraph's graph layer
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -37,7 +39,7 @@ class PlainModel(torch.nn.Module):
         from neuralgraph_asr.losses import CTCLoss
         from neuralgraph_audio import AudioToMelSpectrogramPreprocessor
 
-        self.preprocessor = AudioToMelSpectrogramPreprocessor()
+        self.preprocessor = AudioToMelSpectrogramPreprocessor(**common.framing_params())
         self.encoder = ConvASREncoder(
             jasper=common.QUARTZNET_5X5, activation="relu", feat_in=common.FEAT_IN
         )
@@ -48,6 +50,17 @@ class PlainModel(torch.nn.Module):
             from neuralgraph_audio import SpectrogramAugmentation
 
             self.spec_augment = SpectrogramAugmentation(**common.SPEC_AUGMENT)
+        self.checking = False
+        self.dither = self.preprocessor.dither
+
+    def check_mode(self, on: bool) -> None:
+        """Dither 0 and no spectrogram augmentation while ``on`` (the equivalence check)."""
+        self.checking = on
+        self.preprocessor.dither = 0.0 if on else self.dither
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Shared (NeMo) name -> live tensor: the state dict and the preprocessor's buffers."""
+        return common.model_tensors(self, preprocessor=self.preprocessor)
 
     def features(self, batch: common.Batch) -> dict[str, torch.Tensor]:
         """Mel features: processed_signal (B, 64, T_frames), processed_length (B,)."""
@@ -56,9 +69,13 @@ class PlainModel(torch.nn.Module):
 
     def forward(self, batch: common.Batch) -> torch.Tensor:
         """The scalar CTC loss of ``batch``."""
+        return self.outputs(batch)[0]
+
+    def outputs(self, batch: common.Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scalar CTC loss of ``batch`` and the encoder's output lengths."""
         feats = self.features(batch)
         signal, length = feats["processed_signal"], feats["processed_length"]
-        if self.spec_augment is not None and self.training:
+        if self.spec_augment is not None and self.training and not self.checking:
             aug = self.spec_augment(input_spec=signal, length=length)
             signal = ports(self.spec_augment, aug)["augmented_spec"]
         enc = ports(self.encoder, self.encoder(audio_signal=signal, length=length))
@@ -69,7 +86,42 @@ class PlainModel(torch.nn.Module):
             input_lengths=enc["encoded_lengths"],
             target_lengths=batch.transcript_length,
         )
-        return ports(self.ctc, loss)["loss"]
+        return ports(self.ctc, loss)["loss"], enc["encoded_lengths"]
+
+
+def check_fp64(model: PlainModel, batch: common.Batch, path: str) -> dict[str, Any]:
+    """The ``check`` pass with the encoder, decoder and CTC loss in float64: the reference that
+    shows how far float32 gradients are from exact ones (the noise floor of the comparison).
+
+    The features are the float32 model's (dither 0), cast to float64; the loss is
+    ``F.ctc_loss`` in float64 with NeMo's ``mean_batch`` reduction. The gradients (shared
+    names, float64) go to ``path``; the served model is not touched.
+    """
+    twin = copy.deepcopy(model).double().train()
+    model.check_mode(True)
+    try:
+        with torch.no_grad():
+            feats = model.features(batch)
+    finally:
+        model.check_mode(False)
+    signal, length = feats["processed_signal"].double(), feats["processed_length"]
+    enc = ports(twin.encoder, twin.encoder(audio_signal=signal, length=length))
+    dec = ports(twin.decoder, twin.decoder(encoder_output=enc["outputs"]))
+    losses = F.ctc_loss(
+        dec["logprobs"].transpose(0, 1),
+        batch.transcripts,
+        enc["encoded_lengths"],
+        batch.transcript_length,
+        blank=common.NUM_LABELS,
+        reduction="none",
+        zero_infinity=True,
+    )
+    loss = losses.mean()
+    loss.backward()
+    grads = common.model_grads(twin)
+    common.save_shared(grads, path)
+    return {"loss": float(loss.detach()), "encoded_lengths": enc["encoded_lengths"].tolist(),
+            "grads": len(grads)}
 
 
 def main() -> None:
@@ -79,7 +131,16 @@ def main() -> None:
     import neuralgraph
 
     versions = {"torch": torch.__version__, "neuralgraph": neuralgraph.__version__}
-    common.serve_module("plain", PlainModel, versions, out=out)
+    common.serve_module(
+        "plain",
+        PlainModel,
+        versions,
+        info=lambda _: {"framing": common.framing()},
+        out=out,
+        more_commands=lambda model, batch: {
+            "check_fp64": lambda path: check_fp64(model, batch, path)  # type: ignore[arg-type]
+        },
+    )
 
 
 if __name__ == "__main__":

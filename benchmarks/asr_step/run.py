@@ -6,7 +6,15 @@ round every worker runs ``--steps`` training steps, in a round-robin order rotat
 same for the preprocessor alone. Prints a table (median, IQR per worker; per-round ratios) and
 optionally writes everything as JSON.
 
+Before anything is timed, every worker loads ONE set of initial weights (the first worker's,
+saved under NeMo's names) and the run checks that the workers compute the same thing: one
+untimed forward + backward pass in training mode with dither 0 and no spectrogram augmentation,
+each worker's loss and gradients against the first worker's (``equivalence`` in the JSON;
+``--check-equivalence`` does only that, ``--no-check`` skips it). Timing then starts from those
+same weights.
+
     python benchmarks/asr_step/run.py --rounds 5 --steps 3 --json asr_step.json
+    python benchmarks/asr_step/run.py --check-equivalence --json check.json
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -96,8 +105,27 @@ def worker_env(args: argparse.Namespace, spec: common.BatchSpec) -> dict[str, st
         ASR_STEP_BATCH=json.dumps(dataclasses.asdict(spec)),
     )
     env["ASR_STEP_SPEC_AUGMENT"] = "1" if args.spec_augment else "0"
+    env["ASR_STEP_FRAMING"] = getattr(args, "framing", "nemo")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
+
+
+def source() -> dict[str, Any]:
+    """The commit the run's scripts come from and the uncommitted changes under benchmarks/ and
+    plugins/ (the code that runs), so that a results file names what produced it."""
+    root = HERE.parent.parent
+
+    def git(*argv: str) -> str:
+        try:
+            done = subprocess.run(["git", "-C", str(root), *argv], capture_output=True,
+                                  text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout if done.returncode == 0 else ""
+
+    changed = git("status", "--porcelain", "--", "benchmarks/asr_step", "plugins", "neuralgraph")
+    return {"commit": git("rev-parse", "HEAD").strip(),
+            "uncommitted": [line[3:] for line in changed.splitlines()][:20]}
 
 
 def machine() -> dict[str, Any]:
@@ -155,6 +183,135 @@ def run_phase(workers: list[Worker], command: str, rounds: int, k: int) -> dict[
             flush=True,
         )
     return {"wall": wall, "cpu": cpu, "orders": orders, "losses": losses}
+
+
+def grad_group(name: str) -> str:
+    """The block a parameter belongs to: ``encoder.encoder.3`` or ``decoder``."""
+    parts = name.split(".")
+    return ".".join(parts[:3]) if parts[0] == "encoder" else parts[0]
+
+
+def compare_grads(ours: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """Gradients of one worker against reference gradients (shared names).
+
+    ``max_tensor_rel_l2``: over parameter tensors, the largest ||g - g_ref|| / ||g_ref||, and
+    the tensor; ``global_rel_l2``: the same over all parameters at once; ``cosine`` of the two
+    flattened gradients; ``max_elem_rel``: over tensors, max |g - g_ref| / max |g_ref|;
+    ``by_block``: ||g - g_ref|| / ||g_ref|| per encoder block and for the decoder (input side
+    first).
+    """
+    missing = sorted(set(reference) ^ set(ours))
+    if missing:
+        return {"error": f"different parameter names: {missing[:5]}"}
+    worst, worst_name, worst_elem = 0.0, "", 0.0
+    sums: dict[str, list[float]] = {}  # group -> [diff², ref²]
+    dot = ours_sq = 0.0
+    for name, ref in reference.items():
+        r = ref.double()
+        g = ours[name].double().reshape(r.shape)
+        d = g - r
+        d_sq, r_sq = float((d * d).sum()), float((r * r).sum())
+        rel = (d_sq / r_sq) ** 0.5 if r_sq > 0 else d_sq**0.5
+        if rel > worst:
+            worst, worst_name = rel, name
+        scale = float(r.abs().max()) if r.numel() else 0.0
+        if scale > 0:
+            worst_elem = max(worst_elem, float(d.abs().max()) / scale)
+        acc = sums.setdefault(grad_group(name), [0.0, 0.0])
+        acc[0] += d_sq
+        acc[1] += r_sq
+        dot += float((g * r).sum())
+        ours_sq += float((g * g).sum())
+    diff_sq = sum(a[0] for a in sums.values())
+    ref_sq = sum(a[1] for a in sums.values())
+    return {
+        "tensors": len(reference),
+        "max_tensor_rel_l2": worst,
+        "max_tensor_rel_l2_name": worst_name,
+        "global_rel_l2": (diff_sq / ref_sq) ** 0.5 if ref_sq > 0 else diff_sq**0.5,
+        "cosine": dot / (ref_sq * ours_sq) ** 0.5 if ref_sq > 0 and ours_sq > 0 else None,
+        "max_elem_rel": worst_elem,
+        "grad_norm": ours_sq**0.5,
+        "reference_grad_norm": ref_sq**0.5,
+        "by_block": {k: (a[0] / a[1]) ** 0.5 if a[1] > 0 else a[0] ** 0.5
+                     for k, a in sums.items()},
+    }
+
+
+def check_equivalence(workers: list[Worker]) -> dict[str, Any]:
+    """One set of initial weights for every worker, then one untimed training-mode pass each
+    (dither 0, no spectrogram augmentation): losses and gradients against the first worker.
+
+    The first worker (``graph`` when it runs) writes its freshly initialized weights under
+    NeMo's names; every worker loads them (NeMo's mel filterbank and window included:
+    ``replaced_max_abs`` says how far the loaded ones are from those NeMo computed); each runs
+    ``check``. When the plain worker runs, it also computes the gradients with the encoder,
+    decoder and loss in float64 (``fp64``): every worker's float32 gradients are compared with
+    those too (``grads_vs_fp64``), which is how far float32 rounding alone takes them. The
+    workers reload the same weights afterwards, so timing starts from them too.
+    """
+    import torch
+
+    reference = workers[0]
+    result: dict[str, Any] = {"reference": reference.name, "workers": {}}
+    with tempfile.TemporaryDirectory(prefix="asr_step_check_") as tmp:
+        init = str(Path(tmp) / "init.pt")
+        result["init_tensors"] = reference.ask(f"save_init {init}")["saved"]
+        for w in workers:
+            result["workers"][w.name] = {"load": w.ask(f"load_init {init}")}
+        grads: dict[str, Any] = {}
+        for w in workers:
+            path = str(Path(tmp) / f"grads_{w.name}.pt")
+            reply = w.ask(f"check {path}")
+            result["workers"][w.name].update(
+                loss=reply["loss"], encoded_lengths=reply["encoded_lengths"]
+            )
+            grads[w.name] = torch.load(path, map_location="cpu", weights_only=True)
+        fp64 = None
+        plain = next((w for w in workers if w.name == "plain"), None)
+        if plain is not None:
+            path = str(Path(tmp) / "grads_fp64.pt")
+            reply = plain.ask(f"check_fp64 {path}")
+            result["fp64"] = {"loss": reply["loss"], "encoded_lengths": reply["encoded_lengths"]}
+            fp64 = torch.load(path, map_location="cpu", weights_only=True)
+        ref_loss = result["workers"][reference.name]["loss"]
+        for w in workers:
+            entry = result["workers"][w.name]
+            entry["loss_rel_diff"] = abs(entry["loss"] - ref_loss) / max(abs(ref_loss), 1e-30)
+            entry["grads"] = compare_grads(grads[w.name], grads[reference.name])
+            if fp64 is not None:
+                entry["loss_rel_diff_vs_fp64"] = abs(entry["loss"] - result["fp64"]["loss"]) / max(
+                    abs(result["fp64"]["loss"]), 1e-30
+                )
+                entry["grads_vs_fp64"] = compare_grads(grads[w.name], fp64)
+        for w in workers:  # timing starts from the shared weights, BN statistics included
+            w.ask(f"load_init {init}")
+    return result
+
+
+def _grad_line(g: dict[str, Any]) -> str:
+    if "error" in g:
+        return str(g["error"])
+    return (f"max tensor rel L2 {g['max_tensor_rel_l2']:.2e} ({g['max_tensor_rel_l2_name']}), "
+            f"global {g['global_rel_l2']:.2e}, cosine {g['cosine']:.9f}")
+
+
+def print_equivalence(eq: dict[str, Any]) -> None:
+    """Per worker: loss, its difference, gradient differences (vs the reference worker and vs
+    float64), encoded lengths."""
+    print(f"equivalence (one shared init, {eq['init_tensors']} tensors; training mode, dither 0, "
+          f"no spec augmentation; reference {eq['reference']}):")
+    if "fp64" in eq:
+        print(f"  fp64   loss {eq['fp64']['loss']:.9g} (plain's modules, encoder to loss in "
+              "float64)")
+    for name, e in eq["workers"].items():
+        lengths = sorted(set(e["encoded_lengths"]))
+        print(f"  {name:<6} loss {e['loss']:.9g} (rel diff {e['loss_rel_diff']:.2e}); encoded "
+              f"lengths {lengths}")
+        if name != eq["reference"]:
+            print(f"         grads vs {eq['reference']}: {_grad_line(e['grads'])}")
+        if "grads_vs_fp64" in e:
+            print(f"         grads vs fp64: {_grad_line(e['grads_vs_fp64'])}")
 
 
 def summarize(per_round: dict[str, list[list[float]]]) -> dict[str, Any]:
@@ -240,6 +397,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="add SpecCutout (rect 5 x 120 x 50) after the preprocessor in every worker "
         "(default: none; the graph's spec-augment node is made an identity)",
     )
+    p.add_argument(
+        "--framing",
+        choices=("nemo", "native"),
+        default="nemo",
+        help="neuralgraph's preprocessor framing in the graph and plain workers: nemo (default; "
+        "stft_pad_mode constant, drop_last_frame true: NeMo 3.0's frame counts) or native "
+        "(neuralgraph's defaults: one frame more, reflected edges)",
+    )
+    p.add_argument(
+        "--check-equivalence",
+        action="store_true",
+        help="only the equivalence check (shared init, one untimed pass per worker): no timing",
+    )
+    p.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip the equivalence check (each worker keeps its own seeded initialization)",
+    )
     p.add_argument("--threads", type=int, default=common.THREADS)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seconds", type=float, default=10.0)
@@ -256,6 +431,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--which takes names from {','.join(WORKERS)}; got {sorted(unknown)}")
     if args.rounds < 1 or args.steps < 1:
         p.error("--rounds and --steps must be >= 1")
+    if args.check_equivalence and args.no_check:
+        p.error("--check-equivalence and --no-check exclude each other")
     if "nemo" in args.which and not Path(args.nemo_python).exists():
         p.error(
             f"NeMo's python {args.nemo_python} does not exist: build the venv (README.md), pass "
@@ -276,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     env = worker_env(args, spec)
     workers: list[Worker] = []
     result: dict[str, Any] = {
+        "source": source(),
         "machine": machine(),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "batch": dataclasses.asdict(spec),
@@ -289,17 +467,30 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{w.name} ready at {time.perf_counter() - t0:.1f}s: {json.dumps(w.hello)}")
         hello = {w.name: w.hello for w in workers}
         result["workers"] = hello
-        for w in workers:
-            w.ask(f"step {args.warmup}")
+        phases: dict[str, Any] = {}
+        if not args.no_check:
+            result["equivalence"] = check_equivalence(workers)
+            print_equivalence(result["equivalence"])
+        if not args.check_equivalence:
+            for w in workers:
+                w.ask(f"step {args.warmup}")
+                if args.preproc_steps:
+                    w.ask(f"preproc {args.warmup}")
+            phases["step"] = run_phase(workers, "step", args.rounds, args.steps)
             if args.preproc_steps:
-                w.ask(f"preproc {args.warmup}")
-        phases = {"step": run_phase(workers, "step", args.rounds, args.steps)}
-        if args.preproc_steps:
-            phases["preproc"] = run_phase(workers, "preproc", args.rounds, args.preproc_steps)
+                phases["preproc"] = run_phase(workers, "preproc", args.rounds, args.preproc_steps)
     finally:
         for w in workers:
             w.close()
     result["machine"]["loadavg_end"] = os.getloadavg()
+    if args.check_equivalence:
+        m = result["machine"]
+        print(f"\nmachine: {m['cpu']}, load {m['loadavg_start'][0]:.2f} -> "
+              f"{m['loadavg_end'][0]:.2f}; framing {args.framing}")
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1))
+            print(f"wrote {args.json}")
+        return 0
     result["phases"] = phases
     result["summary"] = {
         k: {"wall": summarize(v["wall"]), "cpu": summarize(v["cpu"])} for k, v in phases.items()
@@ -326,8 +517,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         result["graph_plain_loss_rel_diff"] = agree
         print(
-            f"graph vs plain: same init seed, same modules -> loss after each round differs "
-            f"by at most {agree:.2e} (relative)"
+            f"graph vs plain: same initial weights, same modules -> loss after each round "
+            f"differs by at most {agree:.2e} (relative)"
         )
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
