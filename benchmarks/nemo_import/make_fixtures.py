@@ -18,6 +18,16 @@ outputs in eval mode (dither off):
   ``log_probs`` (CTC) or ``logits`` (classification);
 - ``batch_*``: the inputs ``BATCH`` in one zero-padded batch, the same outputs.
 
+``quartznet_char_train.npz`` holds one TRAINING step of the character model, as NeMo computes it
+(restored from the saved ``quartznet_char.nemo``; train mode, so batch norm uses the batch's
+statistics; dither 0 and no spectrogram augmentation, so nothing is random): the inputs
+``BATCH`` in one batch with the transcripts ``TRAIN_TEXTS``, NeMo's CTC loss (its default
+``mean_batch`` reduction) after ``model.forward`` + ``model.loss``, and after one backward pass
+the L2 norm of every parameter's gradient (``grad_norm/<name>``) and the whole gradient of the
+tensors ``TRAIN_GRADS`` (``grad/<name>``). The same pass in float64 measures float32's own
+noise (``train`` in ``inputs.json``). ``--train-only`` rewrites just this file from the
+committed ``.nemo`` (the other fixtures stay byte for byte).
+
 ``inputs.json`` lists the inputs (an audio file, an optional ``offset`` and number of
 ``samples``) and is shared by all models: three cuts of the repository's held-out digits (one
 whole file with silent ends, one cut inside the speech so that the STFT's edge padding matters,
@@ -56,6 +66,17 @@ INPUTS = [
              "sense_and_sensibility_01_austen_64kb-0880.wav", "optional": True},
 ]
 BATCH = [0, 1, 2]
+# Transcripts of BATCH for the training step (the cut 00002 keeps "three one" of "three one six").
+TRAIN_TEXTS = ["six three nine nine", "seven one", "three one"]
+# Gradients kept whole: the decoder, the first depthwise conv, a residual 1x1 conv, a batch
+# norm's scale and the dilated depthwise conv (k 87, dilation 2: our polyphase path).
+TRAIN_GRADS = [
+    "decoder.decoder_layers.0.weight",
+    "encoder.encoder.0.mconv.0.conv.weight",
+    "encoder.encoder.1.res.0.0.conv.weight",
+    "encoder.encoder.2.mconv.2.weight",
+    "encoder.encoder.3.mconv.0.conv.weight",
+]
 
 TOKENIZER_TEXT = [
     "seven of clubs", "the quick brown fox jumps over the lazy dog",
@@ -242,6 +263,71 @@ def reference(model: torch.nn.Module, signals: list[np.ndarray | None],
     return out
 
 
+def train_targets() -> tuple[torch.Tensor, torch.Tensor]:
+    """TRAIN_TEXTS as character indices (B, U), zero-padded, and their lengths (B,)."""
+    ids = [[CHAR_LABELS.index(c) for c in text] for text in TRAIN_TEXTS]
+    lengths = torch.tensor([len(i) for i in ids])
+    targets = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
+    for row, i in enumerate(ids):
+        targets[row, : len(i)] = torch.tensor(i)
+    return targets, lengths
+
+
+def training_step(path: Path, signals: list[np.ndarray | None],
+                  dtype: torch.dtype) -> tuple[float, list[int], dict[str, torch.Tensor]]:
+    """NeMo's loss, encoded lengths and gradients for one training step of the saved model
+    ``path`` on the inputs BATCH (train mode, dither 0, no spectrogram augmentation)."""
+    from nemo.collections.asr.models import EncDecCTCModel
+
+    model = EncDecCTCModel.restore_from(str(path), map_location="cpu").to(dtype).train()
+    model.preprocessor.featurizer.dither = 0.0
+    model.spec_augmentation = None  # EncDecCTCModel.forward applies it only when set
+    x, n = batch([signals[i] for i in BATCH])
+    targets, target_lengths = train_targets()
+    model.zero_grad(set_to_none=True)
+    log_probs, encoded_len, _ = model.forward(input_signal=x.to(dtype), input_signal_length=n)
+    loss = model.loss(log_probs=log_probs, targets=targets, input_lengths=encoded_len,
+                      target_lengths=target_lengths)
+    loss.backward()
+    grads = {k: p.grad.detach().clone() for k, p in model.named_parameters()
+             if p.grad is not None}
+    return float(loss.detach()), encoded_len.tolist(), grads
+
+
+def training_reference(path: Path, signals: list[np.ndarray | None]
+                       ) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    """The ``*_train.npz`` arrays (float32 step) and a summary with float32's own noise (the
+    largest per-tensor relative L2 distance between the float32 and float64 gradients)."""
+    loss, encoded_len, grads = training_step(path, signals, torch.float32)
+    loss64, _, grads64 = training_step(path, signals, torch.float64)
+    targets, target_lengths = train_targets()
+    out: dict[str, np.ndarray] = {
+        "loss": np.float64(loss), "encoded_len": np.array(encoded_len),
+        "targets": targets.numpy(), "target_lengths": target_lengths.numpy(),
+    }
+    for name, g in grads.items():
+        out[f"grad_norm/{name}"] = np.float64(g.double().norm())
+    for name in TRAIN_GRADS:
+        out[f"grad/{name}"] = grads[name].numpy().astype(np.float32)
+    noise = max((float((grads[k].double() - grads64[k]).norm() / grads64[k].norm()), k)
+                for k in grads64)
+    summary = {"texts": TRAIN_TEXTS, "loss": loss, "loss_float64": loss64,
+               "encoded_len": encoded_len, "grad_tensors": len(grads),
+               "whole_grads": TRAIN_GRADS,
+               "float32_vs_float64_max_rel_l2": noise[0], "float32_vs_float64_worst": noise[1]}
+    return out, summary
+
+
+def write_training_reference(out: Path, summary: dict) -> None:
+    """``quartznet_char_train.npz`` from ``out/quartznet_char.nemo``; its summary in ``summary``."""
+    signals = [read_input(item) for item in INPUTS]
+    refs, info = training_reference(out / "quartznet_char.nemo", signals)
+    np.savez_compressed(out / "quartznet_char_train.npz", **refs)
+    info["npz_bytes"] = os.path.getsize(out / "quartznet_char_train.npz")
+    summary["train"] = {"model": "quartznet_char", **info}
+    print("quartznet_char_train", info, flush=True)
+
+
 def build(kind: str, work: Path):
     from nemo.collections.asr.models import (
         EncDecClassificationModel,
@@ -262,12 +348,20 @@ def build(kind: str, work: Path):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "tests/asr/data/nemo"))
+    parser.add_argument("--train-only", action="store_true",
+                        help="only quartznet_char_train.npz, from the committed "
+                             "quartznet_char.nemo (updates 'train' in inputs.json)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     import nemo
 
     torch.set_num_threads(1)
+    if args.train_only:
+        summary = json.loads((out / "inputs.json").read_text(encoding="utf-8"))
+        write_training_reference(out, summary)
+        (out / "inputs.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        return
     summary = {"nemo_version": nemo.__version__, "torch_version": torch.__version__,
                "inputs": INPUTS, "batch": BATCH, "models": {}}
     for name, kind in (("quartznet_char", "char"), ("quartznet_bpe", "bpe"),
@@ -292,6 +386,7 @@ def main() -> None:
             "npz_bytes": os.path.getsize(out / f"{name}.npz"),
         }
         print(name, summary["models"][name], flush=True)
+    write_training_reference(out, summary)
     (out / "inputs.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
 
 

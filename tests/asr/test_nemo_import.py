@@ -3,7 +3,8 @@ give NeMo's outputs, and hostile `.nemo` files are refused without running anyth
 
 The fixtures (tests/asr/data/nemo/) are written by benchmarks/nemo_import/make_fixtures.py in
 NeMo's own environment: three small models (a character and a BPE QuartzNet, a MatchboxNet-style
-classifier) and NeMo's outputs on real audio. These tests never import NeMo.
+classifier), NeMo's outputs on real audio, and one training step of the character model (NeMo's
+CTC loss and gradients). These tests never import NeMo.
 """
 
 from __future__ import annotations
@@ -138,6 +139,84 @@ class TestMatchesNeMo:
         theirs = reference[ref]
         ours = out[key].numpy()[:, :theirs.shape[1]] if theirs.ndim == 3 else out[key].numpy()
         assert float(np.abs(ours - theirs).max()) > TOLERANCE
+
+
+TRAIN = FIXTURES / "quartznet_char_train.npz"
+TRAIN_LOSS_TOLERANCE = 1e-5  # relative; NeMo's own float32 vs float64 loss: 1.5e-7
+TRAIN_GRAD_TOLERANCE = 1e-3  # relative L2 per tensor; NeMo's float32 vs float64: 2.4e-5
+NO_RANDOMNESS = ["nodes.preprocessor.params.dither=0.0", "nodes.spec_augment.params.rect_masks=0"]
+
+
+def _training_step(archive: Path, *, train: bool = True) -> tuple[dict[str, torch.Tensor],
+                                                                  dict[str, torch.Tensor]]:
+    """One forward + backward pass of the imported character model on the batch of the
+    training fixture: the outputs and each parameter's gradient under NeMo's names."""
+    reference = np.load(TRAIN)
+    model = ng.GraphModel.restore_from(archive, overrides=NO_RANDOMNESS)
+    model.train(train)
+    x, n = _run_inputs("batch")
+    out = model(audio_signal=x, audio_length=n,
+                transcripts=torch.from_numpy(reference["targets"]),
+                transcript_length=torch.from_numpy(reference["target_lengths"]))
+    out["ctc.loss"].backward()
+    grads = {name.removeprefix("nodes."): p.grad for name, p in model.named_parameters()}
+    return out, grads
+
+
+@pytest.fixture(scope="module")
+def training_step(archives: dict[str, Path]) -> tuple[dict[str, torch.Tensor],
+                                                      dict[str, torch.Tensor]]:
+    return _training_step(archives["quartznet_char"])
+
+
+def _rel(ours: torch.Tensor | float, theirs: np.ndarray | float) -> float:
+    ours_t = torch.as_tensor(ours, dtype=torch.float64)
+    theirs_t = torch.as_tensor(np.asarray(theirs), dtype=torch.float64).reshape(ours_t.shape)
+    return float((ours_t - theirs_t).norm() / theirs_t.norm())
+
+
+class TestTrainingStepMatchesNeMo:
+    """A training step (train mode: batch norm on the batch's statistics; dither 0 and the
+    spectrogram augmentation without masks, so nothing is random) of the imported character
+    QuartzNet gives NeMo's CTC loss and gradients on a padded batch of three utterances with
+    their transcripts (``quartznet_char_train.npz``, written by make_fixtures.py)."""
+
+    def test_loss_and_lengths(self, training_step: tuple[dict, dict]) -> None:
+        out, _ = training_step
+        reference = np.load(TRAIN)
+        np.testing.assert_array_equal(out["encoder.encoded_lengths"].numpy(),
+                                      reference["encoded_len"])
+        loss = float(out["ctc.loss"].detach())
+        assert _rel(loss, float(reference["loss"])) < TRAIN_LOSS_TOLERANCE
+
+    def test_gradient_norm_of_every_parameter(self, training_step: tuple[dict, dict]) -> None:
+        _, grads = training_step
+        reference = np.load(TRAIN)
+        norms = {k.removeprefix("grad_norm/"): float(reference[k]) for k in reference.files
+                 if k.startswith("grad_norm/")}
+        assert set(norms) == set(grads) and len(norms) == INFO["train"]["grad_tensors"]
+        far = {k: _rel(float(grads[k].norm()), v) for k, v in norms.items()}
+        worst = max(far, key=far.__getitem__)
+        assert far[worst] < TRAIN_GRAD_TOLERANCE, (worst, far[worst])
+
+    @pytest.mark.parametrize("name", INFO["train"]["whole_grads"])
+    def test_whole_gradients(self, training_step: tuple[dict, dict], name: str) -> None:
+        """The decoder, the first depthwise conv, a residual 1x1 conv, a batch norm's scale
+        and the dilated depthwise conv (our polyphase path), element by element."""
+        _, grads = training_step
+        theirs = np.load(TRAIN)[f"grad/{name}"]
+        assert tuple(grads[name].shape) == theirs.shape
+        assert _rel(grads[name], theirs) < TRAIN_GRAD_TOLERANCE
+
+    def test_an_eval_mode_step_is_not_a_training_step(self, archives: dict[str, Path]) -> None:
+        """The same pass with batch norm on its running statistics (eval mode) is far from the
+        reference: the fixture pins a training step, not an inference one."""
+        out, grads = _training_step(archives["quartznet_char"], train=False)
+        reference = np.load(TRAIN)
+        loss = float(out["ctc.loss"].detach())
+        assert _rel(loss, float(reference["loss"])) > 100 * TRAIN_LOSS_TOLERANCE
+        name = "decoder.decoder_layers.0.weight"
+        assert _rel(grads[name], reference[f"grad/{name}"]) > 10 * TRAIN_GRAD_TOLERANCE
 
 
 class TestImportedGraph:
